@@ -1,0 +1,99 @@
+//! Matrix products: 2-D, batched with broadcast leading axes, and the 1-D cases of `torch.matmul`.
+
+use smallvec::smallvec;
+
+use crate::autodiff::record;
+use crate::error::{bail, Result};
+use crate::kernels::gemm::{sgemm, MatMut, MatRef};
+use crate::tensor::shape::{broadcast_shapes, Dims};
+use crate::tensor::{Buffer, Shape, Tensor};
+
+/// For each matrix of the broadcast batch `out`, the index of the matrix it reads in an operand
+/// whose batch shape is `from`.
+fn batch_sources(from: &[usize], out: &[usize]) -> Vec<usize> {
+    let count: usize = out.iter().product();
+    let lead = out.len() - from.len();
+    let from_strides = Shape::new(from).strides();
+    (0..count)
+        .map(|mut flat| {
+            let mut src = 0;
+            for ax in (0..out.len()).rev() {
+                let coord = flat % out[ax];
+                flat /= out[ax];
+                if ax >= lead && from[ax - lead] != 1 {
+                    src += coord * from_strides[ax - lead];
+                }
+            }
+            src
+        })
+        .collect()
+}
+
+impl Tensor {
+    /// The matrix product, with `torch.matmul`'s rules: 1-D operands are treated as a row (left) or
+    /// column (right) vector and that axis is dropped from the result; leading axes broadcast.
+    pub fn matmul(&self, rhs: &Tensor) -> Result<Tensor> {
+        match (self.rank(), rhs.rank()) {
+            (0, _) | (_, 0) => bail!("matmul", "cannot multiply {} by {}: both operands need at least one axis", self.shape(), rhs.shape()),
+            (1, 1) => {
+                if self.dims()[0] != rhs.dims()[0] {
+                    bail!("matmul", "cannot take the dot product of {} and {}: lengths differ", self.shape(), rhs.shape());
+                }
+                self.unsqueeze(0)?.matmul_nd(&rhs.unsqueeze(1)?)?.reshape_to(Shape::scalar())
+            }
+            (1, _) => self.unsqueeze(0)?.matmul_nd(rhs)?.squeeze(-2),
+            (_, 1) => self.matmul_nd(&rhs.unsqueeze(1)?)?.squeeze(-1),
+            _ => self.matmul_nd(rhs),
+        }
+    }
+
+    /// `[..., m, k] x [..., k, n] -> [..., m, n]` with broadcast batch axes.
+    fn matmul_nd(&self, rhs: &Tensor) -> Result<Tensor> {
+        let (ad, bd) = (self.dims(), rhs.dims());
+        let (m, k) = (ad[ad.len() - 2], ad[ad.len() - 1]);
+        let (k2, n) = (bd[bd.len() - 2], bd[bd.len() - 1]);
+        if k != k2 {
+            bail!("matmul", "cannot multiply {} by {}: inner dimensions {k} and {k2} differ", self.shape(), rhs.shape());
+        }
+        let (abatch, bbatch) = (&ad[..ad.len() - 2], &bd[..bd.len() - 2]);
+        let batch = broadcast_shapes("matmul", &Shape::new(abatch), &Shape::new(bbatch))
+            .map_err(|_| crate::error::Error::new("matmul", format!("cannot multiply {} by {}: batch axes {:?} and {:?} do not broadcast", self.shape(), rhs.shape(), abatch, bbatch)))?;
+        let (asrc, bsrc) = (batch_sources(abatch, batch.dims()), batch_sources(bbatch, batch.dims()));
+        let (a, b) = (self.data(), rhs.data());
+        let mut y = vec![0.0; asrc.len() * m * n];
+        for (i, (&ia, &ib)) in asrc.iter().zip(&bsrc).enumerate() {
+            let am = MatRef::row_major(&a[ia * m * k..(ia + 1) * m * k], m, k);
+            let bm = MatRef::row_major(&b[ib * k * n..(ib + 1) * k * n], k, n);
+            sgemm(1.0, am, bm, 0.0, MatMut::row_major(&mut y[i * m * n..(i + 1) * m * n], m, n));
+        }
+        let mut out: Dims = batch.dims().iter().copied().collect();
+        out.extend([m, n]);
+        let (sa, sb) = (self.shape().clone(), rhs.shape().clone());
+        Ok(record("matmul", Buffer::new(y), Shape(out), &[self, rhs], move || {
+            move |g: &Tensor, needs: &[bool]| {
+                // dA = G·Bᵀ and dB = Aᵀ·G per matrix, accumulated (beta = 1) into the matrix each
+                // operand's batch entry came from: that sums over broadcast batch axes for free.
+                let g = g.data();
+                let ga = needs[0].then(|| {
+                    let mut ga = vec![0.0; sa.numel()];
+                    for (i, (&ia, &ib)) in asrc.iter().zip(&bsrc).enumerate() {
+                        let gm = MatRef::row_major(&g[i * m * n..(i + 1) * m * n], m, n);
+                        let bm = MatRef::row_major(&b[ib * k * n..(ib + 1) * k * n], k, n);
+                        sgemm(1.0, gm, bm.t(), 1.0, MatMut::row_major(&mut ga[ia * m * k..(ia + 1) * m * k], m, k));
+                    }
+                    Tensor::from_data(ga, sa)
+                });
+                let gb = needs[1].then(|| {
+                    let mut gb = vec![0.0; sb.numel()];
+                    for (i, (&ia, &ib)) in asrc.iter().zip(&bsrc).enumerate() {
+                        let am = MatRef::row_major(&a[ia * m * k..(ia + 1) * m * k], m, k);
+                        let gm = MatRef::row_major(&g[i * m * n..(i + 1) * m * n], m, n);
+                        sgemm(1.0, am.t(), gm, 1.0, MatMut::row_major(&mut gb[ib * k * n..(ib + 1) * k * n], k, n));
+                    }
+                    Tensor::from_data(gb, sb)
+                });
+                Ok(smallvec![ga, gb])
+            }
+        }))
+    }
+}
