@@ -326,9 +326,8 @@ impl Tensor {
 
     /// This tensor repeated along broadcast axes to `shape` (NumPy rules).
     pub fn broadcast_to(&self, shape: &Shape) -> Result<Tensor> {
-        let out = broadcast_shapes("broadcast_to", self.shape(), shape)?;
-        if &out != shape {
-            bail!("broadcast_to", "cannot broadcast {} to {}", self.shape(), shape);
+        if broadcast_shapes("broadcast_to", self.shape(), shape).ok().as_ref() != Some(shape) {
+            bail!("broadcast_to", "cannot broadcast {} to {}: a tensor only grows along axes of extent 1 and new leading axes", self.shape(), shape);
         }
         if self.shape() == shape {
             return Ok(self.clone());

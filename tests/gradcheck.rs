@@ -1,0 +1,178 @@
+//! A finite-difference gradient check for every differentiable op, including broadcasting cases and
+//! reductions over each axis. Each line names the op; the helper is in `common`.
+
+mod common;
+
+use common::{away_from_zero, gradcheck, positive};
+use engine::{Rng, Tensor};
+
+fn rng() -> Rng {
+    Rng::seed(2024)
+}
+
+#[test]
+fn unary_ops() {
+    let mut r = rng();
+    let x = away_from_zero(&[3, 4], &mut r);
+    let p = positive(&[3, 4], &mut r);
+    let cases: Vec<(&str, &Tensor, fn(&Tensor) -> Tensor)> = vec![
+        ("neg", &x, |t| t.neg()),
+        ("abs", &x, |t| t.abs()),
+        ("exp", &x, |t| t.exp()),
+        ("log", &p, |t| t.log()),
+        ("sqrt", &p, |t| t.sqrt()),
+        ("sin", &x, |t| t.sin()),
+        ("cos", &x, |t| t.cos()),
+        ("tanh", &x, |t| t.tanh()),
+        ("sigmoid", &x, |t| t.sigmoid()),
+        ("relu", &x, |t| t.relu()),
+        ("leaky_relu", &x, |t| t.leaky_relu(0.1)),
+        ("elu", &x, |t| t.elu(1.5)),
+        ("gelu", &x, |t| t.gelu()),
+        ("softplus", &x, |t| t.softplus()),
+        ("square", &x, |t| t.square()),
+        ("clamp", &x, |t| t.clamp(Some(-0.5), Some(0.7))),
+        ("clamp_min", &x, |t| t.clamp(Some(0.1), None)),
+        ("add_scalar", &x, |t| t.add_scalar(2.0)),
+        ("sub_scalar", &x, |t| t.sub_scalar(2.0)),
+        ("rsub_scalar", &x, |t| t.rsub_scalar(2.0)),
+        ("mul_scalar", &x, |t| t.mul_scalar(-3.0)),
+        ("div_scalar", &x, |t| t.div_scalar(4.0)),
+        ("rdiv_scalar", &p, |t| t.rdiv_scalar(2.0)),
+        ("pow_scalar", &p, |t| t.pow_scalar(2.5)),
+        ("pow_scalar_neg", &p, |t| t.pow_scalar(-1.5)),
+    ];
+    for (name, input, f) in cases {
+        gradcheck(name, std::slice::from_ref(input), |a| Ok(f(&a[0])));
+    }
+}
+
+#[test]
+fn binary_ops_with_broadcasting() {
+    let mut r = rng();
+    // (left shape, right shape): equal, row vector, column × row, scalar, leading axes.
+    let shapes: [(&[usize], &[usize]); 5] = [(&[3, 4], &[3, 4]), (&[3, 4], &[4]), (&[3, 1], &[1, 4]), (&[3, 4], &[]), (&[2], &[3, 2, 2])];
+    let ops: Vec<(&str, fn(&Tensor, &Tensor) -> engine::Result<Tensor>)> = vec![
+        ("add", |a, b| a.add(b)),
+        ("sub", |a, b| a.sub(b)),
+        ("mul", |a, b| a.mul(b)),
+        ("div", |a, b| a.div(b)),
+        ("pow", |a, b| a.pow(b)),
+        ("maximum", |a, b| a.maximum(b)),
+        ("minimum", |a, b| a.minimum(b)),
+    ];
+    for (name, f) in ops {
+        for (sa, sb) in shapes {
+            let a = positive(sa, &mut r);
+            let b = positive(sb, &mut r);
+            gradcheck(&format!("{name} {sa:?} with {sb:?}"), &[a, b], |t| f(&t[0], &t[1]));
+        }
+    }
+}
+
+#[test]
+fn where_selects_and_routes_gradients() {
+    let mut r = rng();
+    let cond = Tensor::from_vec(vec![1.0, 0.0, 0.0, 1.0], [4]).unwrap();
+    let a = away_from_zero(&[3, 4], &mut r);
+    let b = away_from_zero(&[4], &mut r);
+    gradcheck("where", &[a, b], |t| cond.where_(&t[0], &t[1]));
+}
+
+#[test]
+fn reductions_over_each_axis() {
+    let mut r = rng();
+    let x = away_from_zero(&[2, 3, 4], &mut r);
+    let axes: [&[isize]; 7] = [&[0], &[1], &[2], &[-1], &[0, 2], &[1, 2], &[]];
+    for ax in axes {
+        for keep in [false, true] {
+            gradcheck(&format!("sum {ax:?} keepdim={keep}"), std::slice::from_ref(&x), |t| t[0].sum(ax, keep));
+            gradcheck(&format!("mean {ax:?} keepdim={keep}"), std::slice::from_ref(&x), |t| t[0].mean(ax, keep));
+            gradcheck(&format!("max {ax:?} keepdim={keep}"), std::slice::from_ref(&x), |t| t[0].max(ax, keep));
+            gradcheck(&format!("min {ax:?} keepdim={keep}"), std::slice::from_ref(&x), |t| t[0].min(ax, keep));
+            gradcheck(&format!("var {ax:?} keepdim={keep}"), std::slice::from_ref(&x), |t| t[0].var(ax, keep));
+            gradcheck(&format!("std {ax:?} keepdim={keep}"), std::slice::from_ref(&x), |t| t[0].std(ax, keep));
+        }
+    }
+    gradcheck("sum_all", std::slice::from_ref(&x), |t| Ok(t[0].sum_all()));
+    gradcheck("mean_all", std::slice::from_ref(&x), |t| Ok(t[0].mean_all()));
+    gradcheck("max_all", std::slice::from_ref(&x), |t| t[0].max_all());
+    gradcheck("sum_to [1,3,1]", std::slice::from_ref(&x), |t| t[0].sum_to(&engine::Shape::new(&[1, 3, 1])));
+    gradcheck("sum_to [4]", std::slice::from_ref(&x), |t| t[0].sum_to(&engine::Shape::new(&[4])));
+}
+
+#[test]
+fn max_splits_the_gradient_between_ties() {
+    let x = Tensor::from_vec(vec![1.0, 3.0, 3.0, 2.0], [4]).unwrap().requires_grad();
+    x.max_all().unwrap().backward().unwrap();
+    assert_eq!(x.grad().unwrap().to_vec(), vec![0.0, 0.5, 0.5, 0.0]);
+}
+
+#[test]
+fn shape_ops() {
+    let mut r = rng();
+    let x = away_from_zero(&[2, 3, 4], &mut r);
+    let one = std::slice::from_ref(&x);
+    gradcheck("reshape", one, |t| t[0].reshape(&[4, -1]));
+    gradcheck("flatten", one, |t| t[0].flatten(1, 2));
+    gradcheck("permute", one, |t| t[0].permute(&[2, 0, 1]));
+    gradcheck("transpose", one, |t| t[0].transpose(0, 2));
+    gradcheck("t", one, |t| t[0].t());
+    gradcheck("unsqueeze", one, |t| t[0].unsqueeze(1));
+    gradcheck("squeeze", one, |t| t[0].unsqueeze(-1)?.squeeze(-1));
+    gradcheck("narrow axis 0 (view)", one, |t| t[0].narrow(0, 1, 1));
+    gradcheck("narrow axis 1", one, |t| t[0].narrow(1, 1, 2));
+    gradcheck("slice axis 2", one, |t| t[0].slice(2, 1, 3));
+    gradcheck("select", one, |t| t[0].select(1, 2));
+    gradcheck("index_select with repeats", one, |t| t[0].index_select(2, &[3, 0, 3]));
+    let idx = Tensor::from_vec(vec![0.0, 2.0, 2.0, 1.0, 0.0, 1.0], [2, 3, 1]).unwrap();
+    gradcheck("gather", one, |t| t[0].gather(2, &idx));
+    let y = away_from_zero(&[2, 1, 4], &mut r);
+    gradcheck("concat", &[x.clone(), y.clone()], |t| Tensor::concat(&[t[0].clone(), t[1].clone()], 1));
+    let z = away_from_zero(&[2, 3, 4], &mut r);
+    gradcheck("stack", &[x.clone(), z], |t| Tensor::stack(&[t[0].clone(), t[1].clone()], 1));
+    gradcheck("broadcast_to", &[y], |t| t[0].broadcast_to(&engine::Shape::new(&[3, 2, 5, 4])));
+}
+
+#[test]
+fn matmul_variants() {
+    let mut r = rng();
+    let cases: [(&[usize], &[usize]); 7] = [
+        (&[3, 4], &[4, 5]),
+        (&[2, 3, 4], &[2, 4, 5]),
+        (&[2, 3, 4], &[4, 5]),
+        (&[3, 4], &[2, 4, 5]),
+        (&[2, 1, 3, 4], &[3, 4, 2]),
+        (&[4], &[4, 5]),
+        (&[3, 4], &[4]),
+    ];
+    for (sa, sb) in cases {
+        let a = away_from_zero(sa, &mut r);
+        let b = away_from_zero(sb, &mut r);
+        gradcheck(&format!("matmul {sa:?} x {sb:?}"), &[a, b], |t| t[0].matmul(&t[1]));
+    }
+    let (a, b) = (away_from_zero(&[4], &mut r), away_from_zero(&[4], &mut r));
+    gradcheck("matmul dot", &[a, b], |t| t[0].matmul(&t[1]));
+}
+
+#[test]
+fn softmax_along_each_axis() {
+    let mut r = rng();
+    let x = away_from_zero(&[2, 3, 4], &mut r);
+    for axis in [0, 1, 2, -1] {
+        gradcheck(&format!("softmax axis {axis}"), std::slice::from_ref(&x), |t| t[0].softmax(axis));
+        gradcheck(&format!("log_softmax axis {axis}"), std::slice::from_ref(&x), |t| t[0].log_softmax(axis));
+    }
+}
+
+#[test]
+fn composite_graph_reuses_a_tensor() {
+    // x feeds several branches: gradients from each must add up.
+    let mut r = rng();
+    let x = away_from_zero(&[3, 3], &mut r);
+    gradcheck("x*x + tanh(x)@x", &[x], |t| {
+        let a = t[0].mul(&t[0])?;
+        let b = t[0].tanh().matmul(&t[0])?;
+        a.add(&b)?.sigmoid().mean(&[1], false)
+    });
+}
