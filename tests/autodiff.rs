@@ -19,7 +19,10 @@ fn chain_rule_by_hand() {
     let yv = (0.5f32 - 0.6 + 0.1).tanh();
     let dz = 2.0 * (yv - 1.0) * (1.0 - yv * yv);
     let gw = w.grad().unwrap().to_vec();
-    assert!((gw[0] - dz * 1.0).abs() < 1e-6 && (gw[1] - dz * 2.0).abs() < 1e-6, "{gw:?}");
+    assert!(
+        (gw[0] - dz * 1.0).abs() < 1e-6 && (gw[1] - dz * 2.0).abs() < 1e-6,
+        "{gw:?}"
+    );
     assert!((b.grad().unwrap().item().unwrap() - dz).abs() < 1e-6);
 }
 
@@ -54,9 +57,17 @@ fn no_grad_and_detach_stop_recording() {
 fn backward_needs_a_scalar_and_a_graph() {
     let w = t(&[1.0, 2.0], &[2]).requires_grad();
     let e = w.mul_scalar(2.0).backward().unwrap_err();
-    assert!(e.to_string().starts_with("backward: backward() needs a one-element output (a loss), got shape [2]"), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with("backward: backward() needs a one-element output (a loss), got shape [2]"),
+        "{e}"
+    );
     let c = t(&[1.0], &[1]);
-    assert!(c.backward().unwrap_err().to_string().contains("does not require grad"));
+    assert!(c
+        .backward()
+        .unwrap_err()
+        .to_string()
+        .contains("does not require grad"));
 }
 
 #[test]
@@ -112,7 +123,11 @@ fn graphs_on_several_threads_at_once() {
     // Sum over threads k of 100 * k * (1 - tanh²(w_i k)).
     let expect: Vec<f32> = [1.0f32, -1.0, 0.5]
         .iter()
-        .map(|&wi| (0..4).map(|k| 100.0 * k as f32 * (1.0 - (wi * k as f32).tanh().powi(2))).sum())
+        .map(|&wi| {
+            (0..4)
+                .map(|k| 100.0 * k as f32 * (1.0 - (wi * k as f32).tanh().powi(2)))
+                .sum()
+        })
         .collect();
     for (g, e) in w.grad().unwrap().to_vec().iter().zip(expect) {
         assert!((g - e).abs() < 1e-3 * e.abs().max(1.0), "{g} vs {e}");

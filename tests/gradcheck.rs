@@ -6,6 +6,9 @@ mod common;
 use common::{away_from_zero, gradcheck, positive};
 use engine::{Rng, Tensor};
 
+type Unary = fn(&Tensor) -> Tensor;
+type Binary = fn(&Tensor, &Tensor) -> engine::Result<Tensor>;
+
 fn rng() -> Rng {
     Rng::seed(2024)
 }
@@ -15,7 +18,7 @@ fn unary_ops() {
     let mut r = rng();
     let x = away_from_zero(&[3, 4], &mut r);
     let p = positive(&[3, 4], &mut r);
-    let cases: Vec<(&str, &Tensor, fn(&Tensor) -> Tensor)> = vec![
+    let cases: Vec<(&str, &Tensor, Unary)> = vec![
         ("neg", &x, |t| t.neg()),
         ("abs", &x, |t| t.abs()),
         ("exp", &x, |t| t.exp()),
@@ -51,8 +54,14 @@ fn unary_ops() {
 fn binary_ops_with_broadcasting() {
     let mut r = rng();
     // (left shape, right shape): equal, row vector, column × row, scalar, leading axes.
-    let shapes: [(&[usize], &[usize]); 5] = [(&[3, 4], &[3, 4]), (&[3, 4], &[4]), (&[3, 1], &[1, 4]), (&[3, 4], &[]), (&[2], &[3, 2, 2])];
-    let ops: Vec<(&str, fn(&Tensor, &Tensor) -> engine::Result<Tensor>)> = vec![
+    let shapes: [(&[usize], &[usize]); 5] = [
+        (&[3, 4], &[3, 4]),
+        (&[3, 4], &[4]),
+        (&[3, 1], &[1, 4]),
+        (&[3, 4], &[]),
+        (&[2], &[3, 2, 2]),
+    ];
+    let ops: Vec<(&str, Binary)> = vec![
         ("add", |a, b| a.add(b)),
         ("sub", |a, b| a.sub(b)),
         ("mul", |a, b| a.mul(b)),
@@ -65,7 +74,9 @@ fn binary_ops_with_broadcasting() {
         for (sa, sb) in shapes {
             let a = positive(sa, &mut r);
             let b = positive(sb, &mut r);
-            gradcheck(&format!("{name} {sa:?} with {sb:?}"), &[a, b], |t| f(&t[0], &t[1]));
+            gradcheck(&format!("{name} {sa:?} with {sb:?}"), &[a, b], |t| {
+                f(&t[0], &t[1])
+            });
         }
     }
 }
@@ -86,24 +97,58 @@ fn reductions_over_each_axis() {
     let axes: [&[isize]; 7] = [&[0], &[1], &[2], &[-1], &[0, 2], &[1, 2], &[]];
     for ax in axes {
         for keep in [false, true] {
-            gradcheck(&format!("sum {ax:?} keepdim={keep}"), std::slice::from_ref(&x), |t| t[0].sum(ax, keep));
-            gradcheck(&format!("mean {ax:?} keepdim={keep}"), std::slice::from_ref(&x), |t| t[0].mean(ax, keep));
-            gradcheck(&format!("max {ax:?} keepdim={keep}"), std::slice::from_ref(&x), |t| t[0].max(ax, keep));
-            gradcheck(&format!("min {ax:?} keepdim={keep}"), std::slice::from_ref(&x), |t| t[0].min(ax, keep));
-            gradcheck(&format!("var {ax:?} keepdim={keep}"), std::slice::from_ref(&x), |t| t[0].var(ax, keep));
-            gradcheck(&format!("std {ax:?} keepdim={keep}"), std::slice::from_ref(&x), |t| t[0].std(ax, keep));
+            gradcheck(
+                &format!("sum {ax:?} keepdim={keep}"),
+                std::slice::from_ref(&x),
+                |t| t[0].sum(ax, keep),
+            );
+            gradcheck(
+                &format!("mean {ax:?} keepdim={keep}"),
+                std::slice::from_ref(&x),
+                |t| t[0].mean(ax, keep),
+            );
+            gradcheck(
+                &format!("max {ax:?} keepdim={keep}"),
+                std::slice::from_ref(&x),
+                |t| t[0].max(ax, keep),
+            );
+            gradcheck(
+                &format!("min {ax:?} keepdim={keep}"),
+                std::slice::from_ref(&x),
+                |t| t[0].min(ax, keep),
+            );
+            gradcheck(
+                &format!("var {ax:?} keepdim={keep}"),
+                std::slice::from_ref(&x),
+                |t| t[0].var(ax, keep),
+            );
+            gradcheck(
+                &format!("std {ax:?} keepdim={keep}"),
+                std::slice::from_ref(&x),
+                |t| t[0].std(ax, keep),
+            );
         }
     }
     gradcheck("sum_all", std::slice::from_ref(&x), |t| Ok(t[0].sum_all()));
-    gradcheck("mean_all", std::slice::from_ref(&x), |t| Ok(t[0].mean_all()));
+    gradcheck(
+        "mean_all",
+        std::slice::from_ref(&x),
+        |t| Ok(t[0].mean_all()),
+    );
     gradcheck("max_all", std::slice::from_ref(&x), |t| t[0].max_all());
-    gradcheck("sum_to [1,3,1]", std::slice::from_ref(&x), |t| t[0].sum_to(&engine::Shape::new(&[1, 3, 1])));
-    gradcheck("sum_to [4]", std::slice::from_ref(&x), |t| t[0].sum_to(&engine::Shape::new(&[4])));
+    gradcheck("sum_to [1,3,1]", std::slice::from_ref(&x), |t| {
+        t[0].sum_to(&engine::Shape::new(&[1, 3, 1]))
+    });
+    gradcheck("sum_to [4]", std::slice::from_ref(&x), |t| {
+        t[0].sum_to(&engine::Shape::new(&[4]))
+    });
 }
 
 #[test]
 fn max_splits_the_gradient_between_ties() {
-    let x = Tensor::from_vec(vec![1.0, 3.0, 3.0, 2.0], [4]).unwrap().requires_grad();
+    let x = Tensor::from_vec(vec![1.0, 3.0, 3.0, 2.0], [4])
+        .unwrap()
+        .requires_grad();
     x.max_all().unwrap().backward().unwrap();
     assert_eq!(x.grad().unwrap().to_vec(), vec![0.0, 0.5, 0.5, 0.0]);
 }
@@ -124,14 +169,22 @@ fn shape_ops() {
     gradcheck("narrow axis 1", one, |t| t[0].narrow(1, 1, 2));
     gradcheck("slice axis 2", one, |t| t[0].slice(2, 1, 3));
     gradcheck("select", one, |t| t[0].select(1, 2));
-    gradcheck("index_select with repeats", one, |t| t[0].index_select(2, &[3, 0, 3]));
+    gradcheck("index_select with repeats", one, |t| {
+        t[0].index_select(2, &[3, 0, 3])
+    });
     let idx = Tensor::from_vec(vec![0.0, 2.0, 2.0, 1.0, 0.0, 1.0], [2, 3, 1]).unwrap();
     gradcheck("gather", one, |t| t[0].gather(2, &idx));
     let y = away_from_zero(&[2, 1, 4], &mut r);
-    gradcheck("concat", &[x.clone(), y.clone()], |t| Tensor::concat(&[t[0].clone(), t[1].clone()], 1));
+    gradcheck("concat", &[x.clone(), y.clone()], |t| {
+        Tensor::concat(&[t[0].clone(), t[1].clone()], 1)
+    });
     let z = away_from_zero(&[2, 3, 4], &mut r);
-    gradcheck("stack", &[x.clone(), z], |t| Tensor::stack(&[t[0].clone(), t[1].clone()], 1));
-    gradcheck("broadcast_to", &[y], |t| t[0].broadcast_to(&engine::Shape::new(&[3, 2, 5, 4])));
+    gradcheck("stack", &[x.clone(), z], |t| {
+        Tensor::stack(&[t[0].clone(), t[1].clone()], 1)
+    });
+    gradcheck("broadcast_to", &[y], |t| {
+        t[0].broadcast_to(&engine::Shape::new(&[3, 2, 5, 4]))
+    });
 }
 
 #[test]
@@ -149,7 +202,9 @@ fn matmul_variants() {
     for (sa, sb) in cases {
         let a = away_from_zero(sa, &mut r);
         let b = away_from_zero(sb, &mut r);
-        gradcheck(&format!("matmul {sa:?} x {sb:?}"), &[a, b], |t| t[0].matmul(&t[1]));
+        gradcheck(&format!("matmul {sa:?} x {sb:?}"), &[a, b], |t| {
+            t[0].matmul(&t[1])
+        });
     }
     let (a, b) = (away_from_zero(&[4], &mut r), away_from_zero(&[4], &mut r));
     gradcheck("matmul dot", &[a, b], |t| t[0].matmul(&t[1]));
@@ -160,8 +215,16 @@ fn softmax_along_each_axis() {
     let mut r = rng();
     let x = away_from_zero(&[2, 3, 4], &mut r);
     for axis in [0, 1, 2, -1] {
-        gradcheck(&format!("softmax axis {axis}"), std::slice::from_ref(&x), |t| t[0].softmax(axis));
-        gradcheck(&format!("log_softmax axis {axis}"), std::slice::from_ref(&x), |t| t[0].log_softmax(axis));
+        gradcheck(
+            &format!("softmax axis {axis}"),
+            std::slice::from_ref(&x),
+            |t| t[0].softmax(axis),
+        );
+        gradcheck(
+            &format!("log_softmax axis {axis}"),
+            std::slice::from_ref(&x),
+            |t| t[0].log_softmax(axis),
+        );
     }
 }
 

@@ -60,7 +60,10 @@ fn a_thousand_training_steps_do_not_grow_memory() {
         last = step();
     }
     let after_1000 = LIVE.load(Ordering::Relaxed);
-    assert!(last < first, "the loop should train: loss {first} -> {last}");
+    assert!(
+        last < first,
+        "the loop should train: loss {first} -> {last}"
+    );
     assert!(
         after_1000 - after_10 <= 1024,
         "live heap grew by {} bytes over 990 steps ({after_10} -> {after_1000})",

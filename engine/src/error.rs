@@ -17,7 +17,10 @@ pub struct Error {
 impl Error {
     /// An error raised by `op` with the given explanation.
     pub fn new(op: &'static str, message: impl Into<String>) -> Error {
-        Error { op, message: message.into() }
+        Error {
+            op,
+            message: message.into(),
+        }
     }
 }
 

@@ -38,14 +38,27 @@ pub fn gradcheck(name: &str, inputs: &[Tensor], f: impl Fn(&[Tensor]) -> Result<
     let leaves: Vec<Tensor> = inputs.iter().map(|t| t.requires_grad()).collect();
     let out = f(&leaves).unwrap_or_else(|e| panic!("{name}: forward failed: {e}"));
     let mut rng = Rng::seed(99);
-    let r: Vec<f64> = (0..out.numel()).map(|_| rng.next_f64() * 2.0 - 1.0).collect();
+    let r: Vec<f64> = (0..out.numel())
+        .map(|_| rng.next_f64() * 2.0 - 1.0)
+        .collect();
     let r_t = Tensor::from_vec(r.iter().map(|&x| x as f32).collect(), out.shape().clone()).unwrap();
-    out.mul(&r_t).unwrap().sum_all().backward().unwrap_or_else(|e| panic!("{name}: backward failed: {e}"));
+    out.mul(&r_t)
+        .unwrap()
+        .sum_all()
+        .backward()
+        .unwrap_or_else(|e| panic!("{name}: backward failed: {e}"));
 
     let eps = 1e-2f32;
     for (i, leaf) in leaves.iter().enumerate() {
-        let analytic = leaf.grad().unwrap_or_else(|| Tensor::zeros(leaf.shape().clone())).to_vec();
-        assert_eq!(analytic.len(), leaf.numel(), "{name}: gradient of input {i} has the wrong size");
+        let analytic = leaf
+            .grad()
+            .unwrap_or_else(|| Tensor::zeros(leaf.shape().clone()))
+            .to_vec();
+        assert_eq!(
+            analytic.len(),
+            leaf.numel(),
+            "{name}: gradient of input {i} has the wrong size"
+        );
         let base = inputs[i].to_vec();
         for j in 0..base.len() {
             let eval = |delta: f32| -> f64 {

@@ -22,7 +22,12 @@ impl Tensor {
     /// Backward from a non-scalar output, given the gradient of some scalar with respect to it.
     pub fn backward_with(&self, grad: &Tensor) -> Result<()> {
         if grad.shape() != self.shape() {
-            bail!("backward", "the gradient's shape {} does not match the output's shape {}", grad.shape(), self.shape());
+            bail!(
+                "backward",
+                "the gradient's shape {} does not match the output's shape {}",
+                grad.shape(),
+                self.shape()
+            );
         }
         if !self.0.requires_grad {
             bail!("backward", "this tensor does not require grad: no input of the ops that made it was marked with requires_grad(), or it was computed under no_grad");
@@ -39,7 +44,9 @@ fn reverse_topological_order(root: &Tensor) -> Result<Vec<Tensor>> {
     // (node, whether its inputs have been pushed already)
     let mut stack: Vec<(Tensor, bool)> = vec![(root.clone(), false)];
     while let Some((t, expanded)) = stack.pop() {
-        let Some(gf) = t.0.grad_fn.as_ref() else { continue };
+        let Some(gf) = t.0.grad_fn.as_ref() else {
+            continue;
+        };
         if expanded {
             order.push(t);
             continue;
@@ -75,10 +82,16 @@ fn walk(root: &Tensor, seed: Tensor) -> Result<()> {
     let mut grads: HashMap<usize, Tensor> = HashMap::with_capacity(order.len());
     grads.insert(root.0.key(), seed);
     for node in order {
-        let gf = node.0.grad_fn.as_ref().expect("ordered nodes all have a grad_fn");
+        let gf = node
+            .0
+            .grad_fn
+            .as_ref()
+            .expect("ordered nodes all have a grad_fn");
         let body = gf.body.lock().unwrap_or_else(|e| e.into_inner()).take();
         let Some(body) = body else { continue };
-        let Some(grad) = grads.remove(&node.0.key()) else { continue };
+        let Some(grad) = grads.remove(&node.0.key()) else {
+            continue;
+        };
         let needs: SmallVec<[bool; 2]> = body.inputs.iter().map(|t| t.0.requires_grad).collect();
         let input_grads = (body.backward)(&grad, &needs)?;
         for ((input, g), need) in body.inputs.iter().zip(input_grads).zip(needs) {

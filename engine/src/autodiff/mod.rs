@@ -34,7 +34,11 @@ impl Drop for GradFn {
     // the stack on a deep graph, so unlink it iteratively: take the inputs of every node we hold
     // the last reference to and drop it with an empty body.
     fn drop(&mut self) {
-        let body = self.body.get_mut().unwrap_or_else(|e| e.into_inner()).take();
+        let body = self
+            .body
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         let Some(body) = body else { return };
         let mut stack: Vec<Tensor> = body.inputs.into_vec();
         drop(body.backward);
@@ -85,15 +89,27 @@ pub fn no_grad<T>(f: impl FnOnce() -> T) -> T {
 /// Makes the output tensor of an op. When grad mode is on and any input requires grad, the op is
 /// recorded: `make_backward` is called (only then, so ops pay nothing for saving values when no
 /// gradient is wanted) and its rule is stored with the inputs.
-pub(crate) fn record<F>(op: &'static str, data: Buffer, shape: Shape, inputs: &[&Tensor], make_backward: impl FnOnce() -> F) -> Tensor
+pub(crate) fn record<F>(
+    op: &'static str,
+    data: Buffer,
+    shape: Shape,
+    inputs: &[&Tensor],
+    make_backward: impl FnOnce() -> F,
+) -> Tensor
 where
     F: FnOnce(&Tensor, &[bool]) -> Result<Grads> + Send + 'static,
 {
     if !is_grad_enabled() || !inputs.iter().any(|t| t.0.requires_grad) {
         return Tensor::from_parts(data, shape, false, None);
     }
-    let body = NodeBody { inputs: inputs.iter().map(|t| (*t).clone()).collect(), backward: Box::new(make_backward()) };
-    let grad_fn = GradFn { op, body: Mutex::new(Some(body)) };
+    let body = NodeBody {
+        inputs: inputs.iter().map(|t| (*t).clone()).collect(),
+        backward: Box::new(make_backward()),
+    };
+    let grad_fn = GradFn {
+        op,
+        body: Mutex::new(Some(body)),
+    };
     Tensor::from_parts(data, shape, true, Some(grad_fn))
 }
 

@@ -18,12 +18,24 @@ pub struct MatRef<'a> {
 impl<'a> MatRef<'a> {
     /// A row-major matrix with no padding.
     pub fn row_major(data: &'a [f32], rows: usize, cols: usize) -> MatRef<'a> {
-        MatRef { data, rows, cols, row_stride: cols, col_stride: 1 }
+        MatRef {
+            data,
+            rows,
+            cols,
+            row_stride: cols,
+            col_stride: 1,
+        }
     }
 
     /// The transpose, as a view (strides swapped).
     pub fn t(self) -> MatRef<'a> {
-        MatRef { data: self.data, rows: self.cols, cols: self.rows, row_stride: self.col_stride, col_stride: self.row_stride }
+        MatRef {
+            data: self.data,
+            rows: self.cols,
+            cols: self.rows,
+            row_stride: self.col_stride,
+            col_stride: self.row_stride,
+        }
     }
 
     fn reach(&self) -> usize {
@@ -43,7 +55,12 @@ pub struct MatMut<'a> {
 impl<'a> MatMut<'a> {
     /// A row-major matrix with no padding.
     pub fn row_major(data: &'a mut [f32], rows: usize, cols: usize) -> MatMut<'a> {
-        MatMut { data, rows, cols, row_stride: cols }
+        MatMut {
+            data,
+            rows,
+            cols,
+            row_stride: cols,
+        }
     }
 }
 
@@ -64,9 +81,18 @@ fn reach(rows: usize, cols: usize, rs: usize, cs: usize) -> usize {
 /// strides reach outside its slice. Callers check shapes first and report errors themselves; a
 /// panic here is a bug in the engine.
 pub fn sgemm(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: MatMut<'_>) {
-    assert!(a.cols == b.rows && c.rows == a.rows && c.cols == b.cols, "sgemm: shapes do not chain");
-    assert!(a.reach() <= a.data.len() && b.reach() <= b.data.len(), "sgemm: operand strides reach outside the slice");
-    assert!(reach(c.rows, c.cols, c.row_stride, 1) <= c.data.len(), "sgemm: output strides reach outside the slice");
+    assert!(
+        a.cols == b.rows && c.rows == a.rows && c.cols == b.cols,
+        "sgemm: shapes do not chain"
+    );
+    assert!(
+        a.reach() <= a.data.len() && b.reach() <= b.data.len(),
+        "sgemm: operand strides reach outside the slice"
+    );
+    assert!(
+        reach(c.rows, c.cols, c.row_stride, 1) <= c.data.len(),
+        "sgemm: output strides reach outside the slice"
+    );
     let (m, k, n) = (a.rows, a.cols, b.cols);
     if m == 0 || n == 0 {
         return;
@@ -114,7 +140,8 @@ mod tests {
             for j in 0..b.cols {
                 let mut s = 0.0;
                 for p in 0..a.cols {
-                    s += a.data[i * a.row_stride + p * a.col_stride] * b.data[p * b.row_stride + j * b.col_stride];
+                    s += a.data[i * a.row_stride + p * a.col_stride]
+                        * b.data[p * b.row_stride + j * b.col_stride];
                 }
                 out[i * b.cols + j] = s;
             }
@@ -128,12 +155,24 @@ mod tests {
         let b: Vec<f32> = (0..12).map(|x| x as f32 * 0.5).collect(); // 3x4
         let bt = MatRef::row_major(&b, 3, 4);
         let mut c = vec![f32::NAN; 8];
-        sgemm(1.0, MatRef::row_major(&a, 2, 3), bt, 0.0, MatMut::row_major(&mut c, 2, 4));
+        sgemm(
+            1.0,
+            MatRef::row_major(&a, 2, 3),
+            bt,
+            0.0,
+            MatMut::row_major(&mut c, 2, 4),
+        );
         assert_eq!(c, naive(MatRef::row_major(&a, 2, 3), bt));
         // (aᵀ)ᵀ·b with a stored transposed, accumulating into c.
         let at: Vec<f32> = vec![0.0, 3.0, 1.0, 4.0, 2.0, 5.0]; // 3x2 = aᵀ
         let before = c.clone();
-        sgemm(2.0, MatRef::row_major(&at, 3, 2).t(), bt, 1.0, MatMut::row_major(&mut c, 2, 4));
+        sgemm(
+            2.0,
+            MatRef::row_major(&at, 3, 2).t(),
+            bt,
+            1.0,
+            MatMut::row_major(&mut c, 2, 4),
+        );
         for (x, y) in c.iter().zip(before) {
             assert_eq!(*x, 3.0 * y);
         }

@@ -12,7 +12,14 @@ use crate::tensor::shape::{broadcast_shapes, broadcast_strides, for_each_run};
 use crate::tensor::{Buffer, Shape, Tensor};
 
 /// `f` over the broadcast of `a` (shape `sa`) and `b` (shape `sb`) to `out`.
-fn broadcast_map(a: &[f32], sa: &Shape, b: &[f32], sb: &Shape, out: &Shape, f: impl Fn(f32, f32) -> f32) -> Vec<f32> {
+fn broadcast_map(
+    a: &[f32],
+    sa: &Shape,
+    b: &[f32],
+    sb: &Shape,
+    out: &Shape,
+    f: impl Fn(f32, f32) -> f32,
+) -> Vec<f32> {
     if sa == sb {
         return a.iter().zip(b).map(|(&x, &y)| f(x, y)).collect();
     }
@@ -30,7 +37,12 @@ fn broadcast_map(a: &[f32], sa: &Shape, b: &[f32], sb: &Shape, out: &Shape, f: i
     let (da, db) = (stra[last], strb[last]);
     let mut v = Vec::with_capacity(out.numel());
     for_each_run(out.dims(), [&stra, &strb], |[oa, ob]| match (da, db) {
-        (1, 1) => v.extend(a[oa..oa + n].iter().zip(&b[ob..ob + n]).map(|(&x, &y)| f(x, y))),
+        (1, 1) => v.extend(
+            a[oa..oa + n]
+                .iter()
+                .zip(&b[ob..ob + n])
+                .map(|(&x, &y)| f(x, y)),
+        ),
         (1, 0) => v.extend(a[oa..oa + n].iter().map(|&x| f(x, b[ob]))),
         (0, 1) => v.extend(b[ob..ob + n].iter().map(|&y| f(a[oa], y))),
         _ => v.extend(std::iter::repeat_n(f(a[oa], b[ob]), n)),
@@ -52,22 +64,36 @@ impl Tensor {
         let (a, b) = (self.data(), rhs.data());
         let y = Buffer::new(broadcast_map(&a, self.shape(), &b, rhs.shape(), &out, f));
         let (sa, sb) = (self.shape().clone(), rhs.shape().clone());
-        Ok(record(op, y.clone(), out.clone(), &[self, rhs], move || {
-            move |g: &Tensor, needs: &[bool]| {
-                let (ea, eb) = (expand(&a, &sa, &out), expand(&b, &sb, &out));
-                let g = g.data();
-                let n = g.len();
-                let (mut ga, mut gb) = (Vec::with_capacity(n), Vec::with_capacity(n));
-                for i in 0..n {
-                    let (da, db) = df(g[i], ea[i], eb[i], y[i]);
-                    ga.push(da);
-                    gb.push(db);
+        Ok(record(
+            op,
+            y.clone(),
+            out.clone(),
+            &[self, rhs],
+            move || {
+                move |g: &Tensor, needs: &[bool]| {
+                    let (ea, eb) = (expand(&a, &sa, &out), expand(&b, &sb, &out));
+                    let g = g.data();
+                    let n = g.len();
+                    let (mut ga, mut gb) = (Vec::with_capacity(n), Vec::with_capacity(n));
+                    for i in 0..n {
+                        let (da, db) = df(g[i], ea[i], eb[i], y[i]);
+                        ga.push(da);
+                        gb.push(db);
+                    }
+                    let ga = if needs[0] {
+                        Some(Tensor::from_data(ga, out.clone()).sum_to(&sa)?)
+                    } else {
+                        None
+                    };
+                    let gb = if needs[1] {
+                        Some(Tensor::from_data(gb, out.clone()).sum_to(&sb)?)
+                    } else {
+                        None
+                    };
+                    Ok(smallvec![ga, gb])
                 }
-                let ga = if needs[0] { Some(Tensor::from_data(ga, out.clone()).sum_to(&sa)?) } else { None };
-                let gb = if needs[1] { Some(Tensor::from_data(gb, out.clone()).sum_to(&sb)?) } else { None };
-                Ok(smallvec![ga, gb])
-            }
-        }))
+            },
+        ))
     }
 
     /// `a + b`, broadcasting.
@@ -113,22 +139,30 @@ impl Tensor {
 
     /// `a / b`, broadcasting.
     pub fn div(&self, rhs: &Tensor) -> Result<Tensor> {
-        self.zip_op("div", rhs, |a, b| a / b, |g, a, b, _| (g / b, -g * a / (b * b)))
+        self.zip_op(
+            "div",
+            rhs,
+            |a, b| a / b,
+            |g, a, b, _| (g / b, -g * a / (b * b)),
+        )
     }
 
     /// `a ^ b`, broadcasting. As in PyTorch, the gradient for the exponent is 0 where `a = 0` and
     /// `b >= 0` (rather than `0 * log 0`).
     pub fn pow(&self, rhs: &Tensor) -> Result<Tensor> {
-        self.zip_op(
-            "pow",
-            rhs,
-            f32::powf,
-            |g, a, b, y| {
-                let da = if b == 0.0 { 0.0 } else { g * b * a.powf(b - 1.0) };
-                let db = if a == 0.0 && b >= 0.0 { 0.0 } else { g * y * a.ln() };
-                (da, db)
-            },
-        )
+        self.zip_op("pow", rhs, f32::powf, |g, a, b, y| {
+            let da = if b == 0.0 {
+                0.0
+            } else {
+                g * b * a.powf(b - 1.0)
+            };
+            let db = if a == 0.0 && b >= 0.0 {
+                0.0
+            } else {
+                g * y * a.ln()
+            };
+            (da, db)
+        })
     }
 
     /// The larger of `a` and `b`, elementwise; ties share the gradient equally, as in PyTorch.
@@ -141,10 +175,21 @@ impl Tensor {
         self.zip_op("minimum", rhs, f32::min, |g, a, b, _| select_grad(g, b, a))
     }
 
-    fn compare(&self, op: &'static str, rhs: &Tensor, f: impl Fn(f32, f32) -> bool) -> Result<Tensor> {
+    fn compare(
+        &self,
+        op: &'static str,
+        rhs: &Tensor,
+        f: impl Fn(f32, f32) -> bool,
+    ) -> Result<Tensor> {
         let out = broadcast_shapes(op, self.shape(), rhs.shape())?;
         let (a, b) = (self.data(), rhs.data());
-        let y = broadcast_map(&a, self.shape(), &b, rhs.shape(), &out, |x, y| if f(x, y) { 1.0 } else { 0.0 });
+        let y = broadcast_map(&a, self.shape(), &b, rhs.shape(), &out, |x, y| {
+            if f(x, y) {
+                1.0
+            } else {
+                0.0
+            }
+        });
         Ok(Tensor::from_data(y, out))
     }
 
@@ -181,24 +226,43 @@ impl Tensor {
     /// `a` where `self` (the condition) is non-zero, `b` elsewhere; all three broadcast together.
     /// Differentiable in `a` and `b`.
     pub fn where_(&self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
-        let out = broadcast_shapes("where", &broadcast_shapes("where", self.shape(), a.shape())?, b.shape())?;
+        let out = broadcast_shapes(
+            "where",
+            &broadcast_shapes("where", self.shape(), a.shape())?,
+            b.shape(),
+        )?;
         let cond = expand(&self.data(), self.shape(), &out);
-        let (ea, eb) = (expand(&a.data(), a.shape(), &out), expand(&b.data(), b.shape(), &out));
-        let y: Vec<f32> = (0..out.numel()).map(|i| if cond[i] != 0.0 { ea[i] } else { eb[i] }).collect();
+        let (ea, eb) = (
+            expand(&a.data(), a.shape(), &out),
+            expand(&b.data(), b.shape(), &out),
+        );
+        let y: Vec<f32> = (0..out.numel())
+            .map(|i| if cond[i] != 0.0 { ea[i] } else { eb[i] })
+            .collect();
         let (sa, sb) = (a.shape().clone(), b.shape().clone());
         let cond_t = self.detach();
-        Ok(record("where", Buffer::new(y), out.clone(), &[&cond_t, a, b], move || {
-            move |g: &Tensor, needs: &[bool]| {
-                let g = g.data();
-                let pick = |take_a: bool| -> Result<Tensor> {
-                    let v = g.iter().zip(cond.iter()).map(|(&g, &c)| if (c != 0.0) == take_a { g } else { 0.0 }).collect();
-                    Tensor::from_data(v, out.clone()).sum_to(if take_a { &sa } else { &sb })
-                };
-                let ga = if needs[1] { Some(pick(true)?) } else { None };
-                let gb = if needs[2] { Some(pick(false)?) } else { None };
-                Ok(smallvec![None, ga, gb])
-            }
-        }))
+        Ok(record(
+            "where",
+            Buffer::new(y),
+            out.clone(),
+            &[&cond_t, a, b],
+            move || {
+                move |g: &Tensor, needs: &[bool]| {
+                    let g = g.data();
+                    let pick = |take_a: bool| -> Result<Tensor> {
+                        let v = g
+                            .iter()
+                            .zip(cond.iter())
+                            .map(|(&g, &c)| if (c != 0.0) == take_a { g } else { 0.0 })
+                            .collect();
+                        Tensor::from_data(v, out.clone()).sum_to(if take_a { &sa } else { &sb })
+                    };
+                    let ga = if needs[1] { Some(pick(true)?) } else { None };
+                    let gb = if needs[2] { Some(pick(false)?) } else { None };
+                    Ok(smallvec![None, ga, gb])
+                }
+            },
+        ))
     }
 }
 

@@ -34,12 +34,24 @@ impl Tensor {
     /// column (right) vector and that axis is dropped from the result; leading axes broadcast.
     pub fn matmul(&self, rhs: &Tensor) -> Result<Tensor> {
         match (self.rank(), rhs.rank()) {
-            (0, _) | (_, 0) => bail!("matmul", "cannot multiply {} by {}: both operands need at least one axis", self.shape(), rhs.shape()),
+            (0, _) | (_, 0) => bail!(
+                "matmul",
+                "cannot multiply {} by {}: both operands need at least one axis",
+                self.shape(),
+                rhs.shape()
+            ),
             (1, 1) => {
                 if self.dims()[0] != rhs.dims()[0] {
-                    bail!("matmul", "cannot take the dot product of {} and {}: lengths differ", self.shape(), rhs.shape());
+                    bail!(
+                        "matmul",
+                        "cannot take the dot product of {} and {}: lengths differ",
+                        self.shape(),
+                        rhs.shape()
+                    );
                 }
-                self.unsqueeze(0)?.matmul_nd(&rhs.unsqueeze(1)?)?.reshape_to(Shape::scalar())
+                self.unsqueeze(0)?
+                    .matmul_nd(&rhs.unsqueeze(1)?)?
+                    .reshape_to(Shape::scalar())
             }
             (1, _) => self.unsqueeze(0)?.matmul_nd(rhs)?.squeeze(-2),
             (_, 1) => self.matmul_nd(&rhs.unsqueeze(1)?)?.squeeze(-1),
@@ -53,47 +65,90 @@ impl Tensor {
         let (m, k) = (ad[ad.len() - 2], ad[ad.len() - 1]);
         let (k2, n) = (bd[bd.len() - 2], bd[bd.len() - 1]);
         if k != k2 {
-            bail!("matmul", "cannot multiply {} by {}: inner dimensions {k} and {k2} differ", self.shape(), rhs.shape());
+            bail!(
+                "matmul",
+                "cannot multiply {} by {}: inner dimensions {k} and {k2} differ",
+                self.shape(),
+                rhs.shape()
+            );
         }
         let (abatch, bbatch) = (&ad[..ad.len() - 2], &bd[..bd.len() - 2]);
-        let batch = broadcast_shapes("matmul", &Shape::new(abatch), &Shape::new(bbatch))
-            .map_err(|_| crate::error::Error::new("matmul", format!("cannot multiply {} by {}: batch axes {:?} and {:?} do not broadcast", self.shape(), rhs.shape(), abatch, bbatch)))?;
-        let (asrc, bsrc) = (batch_sources(abatch, batch.dims()), batch_sources(bbatch, batch.dims()));
+        let batch =
+            broadcast_shapes("matmul", &Shape::new(abatch), &Shape::new(bbatch)).map_err(|_| {
+                crate::error::Error::new(
+                    "matmul",
+                    format!(
+                        "cannot multiply {} by {}: batch axes {:?} and {:?} do not broadcast",
+                        self.shape(),
+                        rhs.shape(),
+                        abatch,
+                        bbatch
+                    ),
+                )
+            })?;
+        let (asrc, bsrc) = (
+            batch_sources(abatch, batch.dims()),
+            batch_sources(bbatch, batch.dims()),
+        );
         let (a, b) = (self.data(), rhs.data());
         let mut y = vec![0.0; asrc.len() * m * n];
         for (i, (&ia, &ib)) in asrc.iter().zip(&bsrc).enumerate() {
             let am = MatRef::row_major(&a[ia * m * k..(ia + 1) * m * k], m, k);
             let bm = MatRef::row_major(&b[ib * k * n..(ib + 1) * k * n], k, n);
-            sgemm(1.0, am, bm, 0.0, MatMut::row_major(&mut y[i * m * n..(i + 1) * m * n], m, n));
+            sgemm(
+                1.0,
+                am,
+                bm,
+                0.0,
+                MatMut::row_major(&mut y[i * m * n..(i + 1) * m * n], m, n),
+            );
         }
         let mut out: Dims = batch.dims().iter().copied().collect();
         out.extend([m, n]);
         let (sa, sb) = (self.shape().clone(), rhs.shape().clone());
-        Ok(record("matmul", Buffer::new(y), Shape(out), &[self, rhs], move || {
-            move |g: &Tensor, needs: &[bool]| {
-                // dA = G·Bᵀ and dB = Aᵀ·G per matrix, accumulated (beta = 1) into the matrix each
-                // operand's batch entry came from: that sums over broadcast batch axes for free.
-                let g = g.data();
-                let ga = needs[0].then(|| {
-                    let mut ga = vec![0.0; sa.numel()];
-                    for (i, (&ia, &ib)) in asrc.iter().zip(&bsrc).enumerate() {
-                        let gm = MatRef::row_major(&g[i * m * n..(i + 1) * m * n], m, n);
-                        let bm = MatRef::row_major(&b[ib * k * n..(ib + 1) * k * n], k, n);
-                        sgemm(1.0, gm, bm.t(), 1.0, MatMut::row_major(&mut ga[ia * m * k..(ia + 1) * m * k], m, k));
-                    }
-                    Tensor::from_data(ga, sa)
-                });
-                let gb = needs[1].then(|| {
-                    let mut gb = vec![0.0; sb.numel()];
-                    for (i, (&ia, &ib)) in asrc.iter().zip(&bsrc).enumerate() {
-                        let am = MatRef::row_major(&a[ia * m * k..(ia + 1) * m * k], m, k);
-                        let gm = MatRef::row_major(&g[i * m * n..(i + 1) * m * n], m, n);
-                        sgemm(1.0, am.t(), gm, 1.0, MatMut::row_major(&mut gb[ib * k * n..(ib + 1) * k * n], k, n));
-                    }
-                    Tensor::from_data(gb, sb)
-                });
-                Ok(smallvec![ga, gb])
-            }
-        }))
+        Ok(record(
+            "matmul",
+            Buffer::new(y),
+            Shape(out),
+            &[self, rhs],
+            move || {
+                move |g: &Tensor, needs: &[bool]| {
+                    // dA = G·Bᵀ and dB = Aᵀ·G per matrix, accumulated (beta = 1) into the matrix each
+                    // operand's batch entry came from: that sums over broadcast batch axes for free.
+                    let g = g.data();
+                    let ga = needs[0].then(|| {
+                        let mut ga = vec![0.0; sa.numel()];
+                        for (i, (&ia, &ib)) in asrc.iter().zip(&bsrc).enumerate() {
+                            let gm = MatRef::row_major(&g[i * m * n..(i + 1) * m * n], m, n);
+                            let bm = MatRef::row_major(&b[ib * k * n..(ib + 1) * k * n], k, n);
+                            sgemm(
+                                1.0,
+                                gm,
+                                bm.t(),
+                                1.0,
+                                MatMut::row_major(&mut ga[ia * m * k..(ia + 1) * m * k], m, k),
+                            );
+                        }
+                        Tensor::from_data(ga, sa)
+                    });
+                    let gb = needs[1].then(|| {
+                        let mut gb = vec![0.0; sb.numel()];
+                        for (i, (&ia, &ib)) in asrc.iter().zip(&bsrc).enumerate() {
+                            let am = MatRef::row_major(&a[ia * m * k..(ia + 1) * m * k], m, k);
+                            let gm = MatRef::row_major(&g[i * m * n..(i + 1) * m * n], m, n);
+                            sgemm(
+                                1.0,
+                                am.t(),
+                                gm,
+                                1.0,
+                                MatMut::row_major(&mut gb[ib * k * n..(ib + 1) * k * n], k, n),
+                            );
+                        }
+                        Tensor::from_data(gb, sb)
+                    });
+                    Ok(smallvec![ga, gb])
+                }
+            },
+        ))
     }
 }

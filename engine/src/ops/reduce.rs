@@ -7,7 +7,7 @@ use smallvec::smallvec;
 
 use crate::autodiff::record;
 use crate::error::{bail, Result};
-use crate::tensor::shape::{resolve_axes, resolve_axis, for_each_run, Dims};
+use crate::tensor::shape::{for_each_run, resolve_axes, resolve_axis, Dims};
 use crate::tensor::{Buffer, Shape, Tensor};
 
 /// The shape after reducing `axes`: extent 1 there when `keepdim`, the axis dropped otherwise.
@@ -25,7 +25,13 @@ fn reduced_shape(shape: &Shape, axes: &[usize], keepdim: bool) -> Shape {
 
 /// Folds the elements of `data` (shape `shape`) over `axes` with `combine`, starting from `init`.
 /// Returns the result laid out with the reduced axes kept as extent 1.
-fn fold_axes(data: &[f32], shape: &Shape, axes: &[usize], init: f32, combine: impl Fn(f32, f32) -> f32) -> Vec<f32> {
+fn fold_axes(
+    data: &[f32],
+    shape: &Shape,
+    axes: &[usize],
+    init: f32,
+    combine: impl Fn(f32, f32) -> f32,
+) -> Vec<f32> {
     let kept = reduced_shape(shape, axes, true);
     let mut out = vec![init; kept.numel()];
     if shape.rank() == 0 {
@@ -60,15 +66,26 @@ impl Tensor {
         let out_shape = reduced_shape(self.shape(), &axes, keepdim);
         let y = fold_axes(&self.data(), self.shape(), &axes, 0.0, |a, x| a + x);
         let in_shape = self.shape().clone();
-        Ok(record("sum", Buffer::new(y), out_shape, &[self], move || {
-            // d(sum)/dx = 1 for every summed element: the gradient is broadcast back.
-            move |g: &Tensor, _: &[bool]| Ok(smallvec![Some(g.reshape_to(kept)?.broadcast_to(&in_shape)?)])
-        }))
+        Ok(record(
+            "sum",
+            Buffer::new(y),
+            out_shape,
+            &[self],
+            move || {
+                // d(sum)/dx = 1 for every summed element: the gradient is broadcast back.
+                move |g: &Tensor, _: &[bool]| {
+                    Ok(smallvec![Some(
+                        g.reshape_to(kept)?.broadcast_to(&in_shape)?
+                    )])
+                }
+            },
+        ))
     }
 
     /// The sum of every element, as a scalar.
     pub fn sum_all(&self) -> Tensor {
-        self.sum(&[], false).expect("summing over all axes cannot fail")
+        self.sum(&[], false)
+            .expect("summing over all axes cannot fail")
     }
 
     /// The mean over `axes` (all when empty).
@@ -80,17 +97,30 @@ impl Tensor {
 
     /// The mean of every element, as a scalar.
     pub fn mean_all(&self) -> Tensor {
-        self.mean(&[], false).expect("averaging over all axes cannot fail")
+        self.mean(&[], false)
+            .expect("averaging over all axes cannot fail")
     }
 
     /// The maximum over `axes`; the gradient goes to the maximal elements, split evenly on ties.
     pub fn max(&self, axes: &[isize], keepdim: bool) -> Result<Tensor> {
-        self.extremum("max", axes, keepdim, f32::NEG_INFINITY, |a, x| if x > a || x.is_nan() { x } else { a })
+        self.extremum("max", axes, keepdim, f32::NEG_INFINITY, |a, x| {
+            if x > a || x.is_nan() {
+                x
+            } else {
+                a
+            }
+        })
     }
 
     /// The minimum over `axes`; the gradient goes to the minimal elements, split evenly on ties.
     pub fn min(&self, axes: &[isize], keepdim: bool) -> Result<Tensor> {
-        self.extremum("min", axes, keepdim, f32::INFINITY, |a, x| if x < a || x.is_nan() { x } else { a })
+        self.extremum("min", axes, keepdim, f32::INFINITY, |a, x| {
+            if x < a || x.is_nan() {
+                x
+            } else {
+                a
+            }
+        })
     }
 
     /// The largest element, as a scalar.
@@ -103,13 +133,28 @@ impl Tensor {
         self.min(&[], false)
     }
 
-    fn extremum(&self, op: &'static str, axes: &[isize], keepdim: bool, init: f32, pick: impl Fn(f32, f32) -> f32) -> Result<Tensor> {
+    fn extremum(
+        &self,
+        op: &'static str,
+        axes: &[isize],
+        keepdim: bool,
+        init: f32,
+        pick: impl Fn(f32, f32) -> f32,
+    ) -> Result<Tensor> {
         if self.numel() == 0 {
-            bail!(op, "cannot reduce an empty tensor of shape {}", self.shape());
+            bail!(
+                op,
+                "cannot reduce an empty tensor of shape {}",
+                self.shape()
+            );
         }
         let axes = resolve_axes(op, axes, self.rank())?;
         if let Some(&a) = axes.iter().find(|&&a| self.dims()[a] == 0) {
-            bail!(op, "cannot reduce over axis {a} of extent 0 (shape {})", self.shape());
+            bail!(
+                op,
+                "cannot reduce over axis {a} of extent 0 (shape {})",
+                self.shape()
+            );
         }
         let kept = reduced_shape(self.shape(), &axes, true);
         let out_shape = reduced_shape(self.shape(), &axes, keepdim);
@@ -136,14 +181,24 @@ impl Tensor {
         self.arg_extremum("argmin", axis, keepdim, |x, best| x < best)
     }
 
-    fn arg_extremum(&self, op: &'static str, axis: isize, keepdim: bool, better: impl Fn(f32, f32) -> bool) -> Result<Tensor> {
+    fn arg_extremum(
+        &self,
+        op: &'static str,
+        axis: isize,
+        keepdim: bool,
+        better: impl Fn(f32, f32) -> bool,
+    ) -> Result<Tensor> {
         let ax = resolve_axis(op, axis, self.rank())?;
         if self.rank() == 0 {
             return Ok(Tensor::scalar(0.0));
         }
         let n = self.dims()[ax];
         if n == 0 {
-            bail!(op, "cannot take {op} over axis {ax} of extent 0 (shape {})", self.shape());
+            bail!(
+                op,
+                "cannot take {op} over axis {ax} of extent 0 (shape {})",
+                self.shape()
+            );
         }
         let outer: usize = self.dims()[..ax].iter().product();
         let inner: usize = self.dims()[ax + 1..].iter().product();
@@ -162,7 +217,10 @@ impl Tensor {
                 out.push(best as f32);
             }
         }
-        Ok(Tensor::from_data(out, reduced_shape(self.shape(), &[ax], keepdim)))
+        Ok(Tensor::from_data(
+            out,
+            reduced_shape(self.shape(), &[ax], keepdim),
+        ))
     }
 
     /// The index of the largest element of the flattened tensor.
@@ -183,7 +241,10 @@ impl Tensor {
             bail!("var", "needs more than {correction} elements along the reduced axes, got {count} (shape {})", self.shape());
         }
         let centred = self.sub(&self.mean(axes, true)?)?;
-        Ok(centred.square().sum(axes, keepdim)?.mul_scalar(1.0 / (count - correction) as f32))
+        Ok(centred
+            .square()
+            .sum(axes, keepdim)?
+            .mul_scalar(1.0 / (count - correction) as f32))
     }
 
     /// The standard deviation over `axes` (Bessel-corrected), as `torch.std`.
@@ -198,11 +259,27 @@ impl Tensor {
             return Ok(self.clone());
         }
         let lead = self.rank().checked_sub(shape.rank());
-        let ok = lead.is_some_and(|lead| shape.dims().iter().enumerate().all(|(i, &d)| d == 1 || d == self.dims()[i + lead]));
+        let ok = lead.is_some_and(|lead| {
+            shape
+                .dims()
+                .iter()
+                .enumerate()
+                .all(|(i, &d)| d == 1 || d == self.dims()[i + lead])
+        });
         let Some(lead) = lead.filter(|_| ok) else {
-            bail!("sum_to", "cannot sum shape {} down to {}: {} does not broadcast to {}", self.shape(), shape, shape, self.shape());
+            bail!(
+                "sum_to",
+                "cannot sum shape {} down to {}: {} does not broadcast to {}",
+                self.shape(),
+                shape,
+                shape,
+                self.shape()
+            );
         };
-        let axes: Vec<isize> = (0..self.rank()).filter(|&i| i < lead || (shape.dims()[i - lead] == 1 && self.dims()[i] != 1)).map(|i| i as isize).collect();
+        let axes: Vec<isize> = (0..self.rank())
+            .filter(|&i| i < lead || (shape.dims()[i - lead] == 1 && self.dims()[i] != 1))
+            .map(|i| i as isize)
+            .collect();
         self.sum(&axes, true)?.reshape_to(shape.clone())
     }
 }

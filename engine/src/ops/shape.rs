@@ -11,7 +11,11 @@ use crate::tensor::{Buffer, Shape, Tensor};
 
 /// `(outer, extent, inner)` around `axis`: the tensor read as `[outer, extent, inner]`.
 fn split_at_axis(dims: &[usize], axis: usize) -> (usize, usize, usize) {
-    (dims[..axis].iter().product(), dims[axis], dims[axis + 1..].iter().product())
+    (
+        dims[..axis].iter().product(),
+        dims[axis],
+        dims[axis + 1..].iter().product(),
+    )
 }
 
 impl Tensor {
@@ -32,8 +36,13 @@ impl Tensor {
         }
         if let Some(i) = infer {
             let known: usize = out.iter().product();
-            if known == 0 || self.numel() % known != 0 {
-                bail!("reshape", "cannot reshape {} ({} elements) into {dims:?}", self.shape(), self.numel());
+            if known == 0 || !self.numel().is_multiple_of(known) {
+                bail!(
+                    "reshape",
+                    "cannot reshape {} ({} elements) into {dims:?}",
+                    self.shape(),
+                    self.numel()
+                );
             }
             out[i] = self.numel() / known;
         }
@@ -44,7 +53,14 @@ impl Tensor {
     pub fn reshape_to(&self, shape: impl Into<Shape>) -> Result<Tensor> {
         let shape = shape.into();
         if shape.numel() != self.numel() {
-            bail!("reshape", "cannot reshape {} ({} elements) into {} ({} elements)", self.shape(), self.numel(), shape, shape.numel());
+            bail!(
+                "reshape",
+                "cannot reshape {} ({} elements) into {} ({} elements)",
+                self.shape(),
+                self.numel(),
+                shape,
+                shape.numel()
+            );
         }
         if &shape == self.shape() {
             return Ok(self.clone());
@@ -60,9 +76,16 @@ impl Tensor {
         if self.rank() == 0 {
             return self.reshape_to([1]);
         }
-        let (s, e) = (resolve_axis("flatten", start, self.rank())?, resolve_axis("flatten", end, self.rank())?);
+        let (s, e) = (
+            resolve_axis("flatten", start, self.rank())?,
+            resolve_axis("flatten", end, self.rank())?,
+        );
         if s > e {
-            bail!("flatten", "start axis {start} comes after end axis {end} for shape {}", self.shape());
+            bail!(
+                "flatten",
+                "start axis {start} comes after end axis {end} for shape {}",
+                self.shape()
+            );
         }
         let d = self.dims();
         let mut out: Dims = d[..s].iter().copied().collect();
@@ -83,7 +106,12 @@ impl Tensor {
     pub fn squeeze(&self, axis: isize) -> Result<Tensor> {
         let a = self.shape().axis("squeeze", axis)?;
         if self.dims()[a] != 1 {
-            bail!("squeeze", "axis {a} has extent {}, not 1 (shape {})", self.dims()[a], self.shape());
+            bail!(
+                "squeeze",
+                "axis {a} has extent {}, not 1 (shape {})",
+                self.dims()[a],
+                self.shape()
+            );
         }
         let mut d: Dims = self.dims().iter().copied().collect();
         d.remove(a);
@@ -93,15 +121,24 @@ impl Tensor {
     /// Removes every axis of extent 1.
     pub fn squeeze_all(&self) -> Tensor {
         let d: Dims = self.dims().iter().copied().filter(|&d| d != 1).collect();
-        self.reshape_to(Shape(d)).expect("dropping unit axes keeps the element count")
+        self.reshape_to(Shape(d))
+            .expect("dropping unit axes keeps the element count")
     }
 
     /// Reorders the axes: axis `i` of the result is axis `perm[i]` of `self`.
     pub fn permute(&self, perm: &[usize]) -> Result<Tensor> {
         let rank = self.rank();
         let mut seen = vec![false; rank];
-        if perm.len() != rank || perm.iter().any(|&p| p >= rank || std::mem::replace(&mut seen[p], true)) {
-            bail!("permute", "{perm:?} is not a permutation of the {rank} axes of shape {}", self.shape());
+        if perm.len() != rank
+            || perm
+                .iter()
+                .any(|&p| p >= rank || std::mem::replace(&mut seen[p], true))
+        {
+            bail!(
+                "permute",
+                "{perm:?} is not a permutation of the {rank} axes of shape {}",
+                self.shape()
+            );
         }
         if perm.iter().enumerate().all(|(i, &p)| i == p) {
             return Ok(self.clone());
@@ -113,19 +150,28 @@ impl Tensor {
         let mut y = Vec::with_capacity(self.numel());
         let n = *out_dims.last().unwrap_or(&1);
         let step = *read.last().unwrap_or(&1);
-        for_each_run(&out_dims, [&read], |[o]| y.extend((0..n).map(|i| x[o + i * step])));
+        for_each_run(&out_dims, [&read], |[o]| {
+            y.extend((0..n).map(|i| x[o + i * step]))
+        });
         let mut inverse = vec![0; rank];
         for (i, &p) in perm.iter().enumerate() {
             inverse[p] = i;
         }
-        Ok(record("permute", Buffer::new(y), Shape(out_dims), &[self], move || {
-            move |g: &Tensor, _: &[bool]| Ok(smallvec![Some(g.permute(&inverse)?)])
-        }))
+        Ok(record(
+            "permute",
+            Buffer::new(y),
+            Shape(out_dims),
+            &[self],
+            move || move |g: &Tensor, _: &[bool]| Ok(smallvec![Some(g.permute(&inverse)?)]),
+        ))
     }
 
     /// Swaps two axes.
     pub fn transpose(&self, a: isize, b: isize) -> Result<Tensor> {
-        let (a, b) = (self.shape().axis("transpose", a)?, self.shape().axis("transpose", b)?);
+        let (a, b) = (
+            self.shape().axis("transpose", a)?,
+            self.shape().axis("transpose", b)?,
+        );
         let mut perm: Vec<usize> = (0..self.rank()).collect();
         perm.swap(a, b);
         self.permute(&perm)
@@ -144,7 +190,12 @@ impl Tensor {
         let a = self.shape().axis("narrow", axis)?;
         let d = self.dims()[a];
         if start.checked_add(len).is_none_or(|end| end > d) {
-            bail!("narrow", "entries {start}..{} are out of range for axis {a} of extent {d} (shape {})", start.saturating_add(len), self.shape());
+            bail!(
+                "narrow",
+                "entries {start}..{} are out of range for axis {a} of extent {d} (shape {})",
+                start.saturating_add(len),
+                self.shape()
+            );
         }
         let (outer, extent, inner) = split_at_axis(self.dims(), a);
         let mut dims: Dims = self.dims().iter().copied().collect();
@@ -168,7 +219,8 @@ impl Tensor {
                 let g = g.data();
                 for o in 0..outer {
                     let base = (o * extent + start) * inner;
-                    gx[base..base + len * inner].copy_from_slice(&g[o * len * inner..(o + 1) * len * inner]);
+                    gx[base..base + len * inner]
+                        .copy_from_slice(&g[o * len * inner..(o + 1) * len * inner]);
                 }
                 Ok(smallvec![Some(Tensor::from_data(gx, in_shape))])
             }
@@ -193,7 +245,11 @@ impl Tensor {
         let a = self.shape().axis("index_select", axis)?;
         let (outer, extent, inner) = split_at_axis(self.dims(), a);
         if let Some(&bad) = indices.iter().find(|&&i| i >= extent) {
-            bail!("index_select", "index {bad} is out of range for axis {a} of extent {extent} (shape {})", self.shape());
+            bail!(
+                "index_select",
+                "index {bad} is out of range for axis {a} of extent {extent} (shape {})",
+                self.shape()
+            );
         }
         let mut dims: Dims = self.dims().iter().copied().collect();
         dims[a] = indices.len();
@@ -207,24 +263,30 @@ impl Tensor {
         }
         let in_shape = self.shape().clone();
         let indices = indices.to_vec();
-        Ok(record("index_select", Buffer::new(y), Shape(dims), &[self], move || {
-            move |g: &Tensor, _: &[bool]| {
-                // Each selected row's gradient is added back to the row it came from.
-                let mut gx = vec![0.0; in_shape.numel()];
-                let g = g.data();
-                let mut k = 0;
-                for o in 0..outer {
-                    for &i in &indices {
-                        let base = (o * extent + i) * inner;
-                        for (d, s) in gx[base..base + inner].iter_mut().zip(&g[k..k + inner]) {
-                            *d += s;
+        Ok(record(
+            "index_select",
+            Buffer::new(y),
+            Shape(dims),
+            &[self],
+            move || {
+                move |g: &Tensor, _: &[bool]| {
+                    // Each selected row's gradient is added back to the row it came from.
+                    let mut gx = vec![0.0; in_shape.numel()];
+                    let g = g.data();
+                    let mut k = 0;
+                    for o in 0..outer {
+                        for &i in &indices {
+                            let base = (o * extent + i) * inner;
+                            for (d, s) in gx[base..base + inner].iter_mut().zip(&g[k..k + inner]) {
+                                *d += s;
+                            }
+                            k += inner;
                         }
-                        k += inner;
                     }
+                    Ok(smallvec![Some(Tensor::from_data(gx, in_shape))])
                 }
-                Ok(smallvec![Some(Tensor::from_data(gx, in_shape))])
-            }
-        }))
+            },
+        ))
     }
 
     /// Reads this tensor's values as indices, each a whole number in `0..bound`.
@@ -244,7 +306,14 @@ impl Tensor {
     /// rank of `self`, and no larger extents on the other axes.
     pub fn gather(&self, axis: isize, index: &Tensor) -> Result<Tensor> {
         let a = self.shape().axis("gather", axis)?;
-        if index.rank() != self.rank() || index.dims().iter().zip(self.dims()).enumerate().any(|(i, (&di, &ds))| i != a && di > ds) {
+        if index.rank() != self.rank()
+            || index
+                .dims()
+                .iter()
+                .zip(self.dims())
+                .enumerate()
+                .any(|(i, (&di, &ds))| i != a && di > ds)
+        {
             bail!("gather", "index of shape {} does not fit input of shape {} along axis {a}: it needs the same rank and no larger extent on the other axes", index.shape(), self.shape());
         }
         let idx = index.to_indices("gather", self.dims()[a])?;
@@ -266,23 +335,36 @@ impl Tensor {
         let x = self.data();
         let y: Vec<f32> = from.iter().map(|&o| x[o]).collect();
         let in_shape = self.shape().clone();
-        Ok(record("gather", Buffer::new(y), out_shape, &[self], move || {
-            move |g: &Tensor, _: &[bool]| {
-                let mut gx = vec![0.0; in_shape.numel()];
-                for (&o, &gv) in from.iter().zip(g.data().iter()) {
-                    gx[o] += gv;
+        Ok(record(
+            "gather",
+            Buffer::new(y),
+            out_shape,
+            &[self],
+            move || {
+                move |g: &Tensor, _: &[bool]| {
+                    let mut gx = vec![0.0; in_shape.numel()];
+                    for (&o, &gv) in from.iter().zip(g.data().iter()) {
+                        gx[o] += gv;
+                    }
+                    Ok(smallvec![Some(Tensor::from_data(gx, in_shape))])
                 }
-                Ok(smallvec![Some(Tensor::from_data(gx, in_shape))])
-            }
-        }))
+            },
+        ))
     }
 
     /// Joins tensors along `axis`; their other extents must agree.
     pub fn concat(tensors: &[Tensor], axis: isize) -> Result<Tensor> {
-        let Some(first) = tensors.first() else { bail!("concat", "needs at least one tensor") };
+        let Some(first) = tensors.first() else {
+            bail!("concat", "needs at least one tensor")
+        };
         let a = first.shape().axis("concat", axis)?;
         for t in tensors {
-            let same = t.rank() == first.rank() && t.dims().iter().zip(first.dims()).enumerate().all(|(i, (x, y))| i == a || x == y);
+            let same = t.rank() == first.rank()
+                && t.dims()
+                    .iter()
+                    .zip(first.dims())
+                    .enumerate()
+                    .all(|(i, (x, y))| i == a || x == y);
             if !same {
                 bail!("concat", "cannot join shape {} with shape {} along axis {a}: the other extents must agree", first.shape(), t.shape());
             }
@@ -300,33 +382,57 @@ impl Tensor {
             }
         }
         let inputs: Vec<&Tensor> = tensors.iter().collect();
-        Ok(record("concat", Buffer::new(y), Shape(dims), &inputs, move || {
-            move |g: &Tensor, needs: &[bool]| {
-                let mut grads: Grads = SmallVec::new();
-                let mut start = 0;
-                for (&e, &need) in extents.iter().zip(needs) {
-                    grads.push(if need { Some(g.narrow(a as isize, start, e)?) } else { None });
-                    start += e;
+        Ok(record(
+            "concat",
+            Buffer::new(y),
+            Shape(dims),
+            &inputs,
+            move || {
+                move |g: &Tensor, needs: &[bool]| {
+                    let mut grads: Grads = SmallVec::new();
+                    let mut start = 0;
+                    for (&e, &need) in extents.iter().zip(needs) {
+                        grads.push(if need {
+                            Some(g.narrow(a as isize, start, e)?)
+                        } else {
+                            None
+                        });
+                        start += e;
+                    }
+                    Ok(grads)
                 }
-                Ok(grads)
-            }
-        }))
+            },
+        ))
     }
 
     /// Stacks tensors of one shape along a new axis.
     pub fn stack(tensors: &[Tensor], axis: isize) -> Result<Tensor> {
-        let Some(first) = tensors.first() else { bail!("stack", "needs at least one tensor") };
+        let Some(first) = tensors.first() else {
+            bail!("stack", "needs at least one tensor")
+        };
         if let Some(t) = tensors.iter().find(|t| t.shape() != first.shape()) {
-            bail!("stack", "all tensors must have one shape, got {} and {}", first.shape(), t.shape());
+            bail!(
+                "stack",
+                "all tensors must have one shape, got {} and {}",
+                first.shape(),
+                t.shape()
+            );
         }
         let a = resolve_axis("stack", axis, first.rank() + 1)? as isize;
-        let parts = tensors.iter().map(|t| t.unsqueeze(a)).collect::<Result<Vec<_>>>()?;
+        let parts = tensors
+            .iter()
+            .map(|t| t.unsqueeze(a))
+            .collect::<Result<Vec<_>>>()?;
         Tensor::concat(&parts, a)
     }
 
     /// This tensor repeated along broadcast axes to `shape` (NumPy rules).
     pub fn broadcast_to(&self, shape: &Shape) -> Result<Tensor> {
-        if broadcast_shapes("broadcast_to", self.shape(), shape).ok().as_ref() != Some(shape) {
+        if broadcast_shapes("broadcast_to", self.shape(), shape)
+            .ok()
+            .as_ref()
+            != Some(shape)
+        {
             bail!("broadcast_to", "cannot broadcast {} to {}: a tensor only grows along axes of extent 1 and new leading axes", self.shape(), shape);
         }
         if self.shape() == shape {
@@ -334,8 +440,12 @@ impl Tensor {
         }
         let y = expand(&self.data(), self.shape(), shape);
         let in_shape = self.shape().clone();
-        Ok(record("broadcast_to", y, shape.clone(), &[self], move || {
-            move |g: &Tensor, _: &[bool]| Ok(smallvec![Some(g.sum_to(&in_shape)?)])
-        }))
+        Ok(record(
+            "broadcast_to",
+            y,
+            shape.clone(),
+            &[self],
+            move || move |g: &Tensor, _: &[bool]| Ok(smallvec![Some(g.sum_to(&in_shape)?)]),
+        ))
     }
 }

@@ -32,7 +32,9 @@ impl Tensor {
         let x = self.data();
         let mut y = vec![0.0; x.len()];
         for_each_lane(outer, n, inner, |s, st| {
-            let max = (0..n).map(|j| x[s + j * st]).fold(f32::NEG_INFINITY, f32::max);
+            let max = (0..n)
+                .map(|j| x[s + j * st])
+                .fold(f32::NEG_INFINITY, f32::max);
             let mut sum = 0.0;
             for j in 0..n {
                 let e = (x[s + j * st] - max).exp();
@@ -45,20 +47,26 @@ impl Tensor {
         });
         let y = Buffer::new(y);
         let shape = self.shape().clone();
-        Ok(record("softmax", y.clone(), shape.clone(), &[self], move || {
-            move |g: &Tensor, _: &[bool]| {
-                // dx_i = y_i (g_i - sum_j g_j y_j)
-                let g = g.data();
-                let mut dx = vec![0.0; g.len()];
-                for_each_lane(outer, n, inner, |s, st| {
-                    let dot: f32 = (0..n).map(|j| g[s + j * st] * y[s + j * st]).sum();
-                    for j in 0..n {
-                        dx[s + j * st] = y[s + j * st] * (g[s + j * st] - dot);
-                    }
-                });
-                Ok(smallvec![Some(Tensor::from_data(dx, shape))])
-            }
-        }))
+        Ok(record(
+            "softmax",
+            y.clone(),
+            shape.clone(),
+            &[self],
+            move || {
+                move |g: &Tensor, _: &[bool]| {
+                    // dx_i = y_i (g_i - sum_j g_j y_j)
+                    let g = g.data();
+                    let mut dx = vec![0.0; g.len()];
+                    for_each_lane(outer, n, inner, |s, st| {
+                        let dot: f32 = (0..n).map(|j| g[s + j * st] * y[s + j * st]).sum();
+                        for j in 0..n {
+                            dx[s + j * st] = y[s + j * st] * (g[s + j * st] - dot);
+                        }
+                    });
+                    Ok(smallvec![Some(Tensor::from_data(dx, shape))])
+                }
+            },
+        ))
     }
 
     /// `x_i - log sum_j exp(x_j)` along `axis`, without forming the softmax.
@@ -67,27 +75,39 @@ impl Tensor {
         let x = self.data();
         let mut y = vec![0.0; x.len()];
         for_each_lane(outer, n, inner, |s, st| {
-            let max = (0..n).map(|j| x[s + j * st]).fold(f32::NEG_INFINITY, f32::max);
-            let lse = max + (0..n).map(|j| (x[s + j * st] - max).exp()).sum::<f32>().ln();
+            let max = (0..n)
+                .map(|j| x[s + j * st])
+                .fold(f32::NEG_INFINITY, f32::max);
+            let lse = max
+                + (0..n)
+                    .map(|j| (x[s + j * st] - max).exp())
+                    .sum::<f32>()
+                    .ln();
             for j in 0..n {
                 y[s + j * st] = x[s + j * st] - lse;
             }
         });
         let y = Buffer::new(y);
         let shape = self.shape().clone();
-        Ok(record("log_softmax", y.clone(), shape.clone(), &[self], move || {
-            move |g: &Tensor, _: &[bool]| {
-                // dx_i = g_i - softmax_i * sum_j g_j, with softmax_i = exp(y_i)
-                let g = g.data();
-                let mut dx = vec![0.0; g.len()];
-                for_each_lane(outer, n, inner, |s, st| {
-                    let total: f32 = (0..n).map(|j| g[s + j * st]).sum();
-                    for j in 0..n {
-                        dx[s + j * st] = g[s + j * st] - y[s + j * st].exp() * total;
-                    }
-                });
-                Ok(smallvec![Some(Tensor::from_data(dx, shape))])
-            }
-        }))
+        Ok(record(
+            "log_softmax",
+            y.clone(),
+            shape.clone(),
+            &[self],
+            move || {
+                move |g: &Tensor, _: &[bool]| {
+                    // dx_i = g_i - softmax_i * sum_j g_j, with softmax_i = exp(y_i)
+                    let g = g.data();
+                    let mut dx = vec![0.0; g.len()];
+                    for_each_lane(outer, n, inner, |s, st| {
+                        let total: f32 = (0..n).map(|j| g[s + j * st]).sum();
+                        for j in 0..n {
+                            dx[s + j * st] = g[s + j * st] - y[s + j * st].exp() * total;
+                        }
+                    });
+                    Ok(smallvec![Some(Tensor::from_data(dx, shape))])
+                }
+            },
+        ))
     }
 }

@@ -37,14 +37,23 @@ fn erf(x: f32) -> f32 {
 
 impl Tensor {
     /// Applies `f` to every element. `df(x, y)` is its derivative at `x`, given `y = f(x)`.
-    pub(crate) fn map(&self, op: &'static str, f: impl Fn(f32) -> f32, df: impl Fn(f32, f32) -> f32 + Send + 'static) -> Tensor {
+    pub(crate) fn map(
+        &self,
+        op: &'static str,
+        f: impl Fn(f32) -> f32,
+        df: impl Fn(f32, f32) -> f32 + Send + 'static,
+    ) -> Tensor {
         let x = self.data();
         let y = Buffer::new(x.iter().map(|&v| f(v)).collect());
         let shape = self.shape().clone();
         record(op, y.clone(), shape.clone(), &[self], move || {
             move |g: &Tensor, _: &[bool]| {
                 let g = g.data();
-                let dx = g.iter().zip(x.iter().zip(y.iter())).map(|(&g, (&x, &y))| g * df(x, y)).collect();
+                let dx = g
+                    .iter()
+                    .zip(x.iter().zip(y.iter()))
+                    .map(|(&g, (&x, &y))| g * df(x, y))
+                    .collect();
                 Ok(smallvec![Some(Tensor::from_data(dx, shape))])
             }
         })
@@ -57,7 +66,15 @@ impl Tensor {
 
     /// `|x|`; the derivative at 0 is taken as 0, as PyTorch does.
     pub fn abs(&self) -> Tensor {
-        self.map("abs", f32::abs, |x, _| if x > 0.0 { 1.0 } else if x < 0.0 { -1.0 } else { 0.0 })
+        self.map("abs", f32::abs, |x, _| {
+            if x > 0.0 {
+                1.0
+            } else if x < 0.0 {
+                -1.0
+            } else {
+                0.0
+            }
+        })
     }
 
     /// `e^x`.
@@ -97,17 +114,29 @@ impl Tensor {
 
     /// `max(x, 0)`; the derivative at 0 is 0.
     pub fn relu(&self) -> Tensor {
-        self.map("relu", |x| x.max(0.0), |x, _| if x > 0.0 { 1.0 } else { 0.0 })
+        self.map(
+            "relu",
+            |x| x.max(0.0),
+            |x, _| if x > 0.0 { 1.0 } else { 0.0 },
+        )
     }
 
     /// `x` for positive `x`, `slope * x` otherwise (PyTorch's default slope is 0.01).
     pub fn leaky_relu(&self, slope: f32) -> Tensor {
-        self.map("leaky_relu", move |x| if x > 0.0 { x } else { slope * x }, move |x, _| if x > 0.0 { 1.0 } else { slope })
+        self.map(
+            "leaky_relu",
+            move |x| if x > 0.0 { x } else { slope * x },
+            move |x, _| if x > 0.0 { 1.0 } else { slope },
+        )
     }
 
     /// `x` for positive `x`, `alpha (e^x - 1)` otherwise.
     pub fn elu(&self, alpha: f32) -> Tensor {
-        self.map("elu", move |x| if x > 0.0 { x } else { alpha * x.exp_m1() }, move |x, y| if x > 0.0 { 1.0 } else { y + alpha })
+        self.map(
+            "elu",
+            move |x| if x > 0.0 { x } else { alpha * x.exp_m1() },
+            move |x, y| if x > 0.0 { 1.0 } else { y + alpha },
+        )
     }
 
     /// The Gaussian error linear unit, exact form: `x Φ(x) = x (1 + erf(x/√2)) / 2`.
@@ -127,8 +156,15 @@ impl Tensor {
     /// Clamps into `[min, max]` (either bound optional). The gradient passes where
     /// `min <= x <= max`, as in PyTorch.
     pub fn clamp(&self, min: Option<f32>, max: Option<f32>) -> Tensor {
-        let (lo, hi) = (min.unwrap_or(f32::NEG_INFINITY), max.unwrap_or(f32::INFINITY));
-        self.map("clamp", move |x| x.max(lo).min(hi), move |x, _| if x >= lo && x <= hi { 1.0 } else { 0.0 })
+        let (lo, hi) = (
+            min.unwrap_or(f32::NEG_INFINITY),
+            max.unwrap_or(f32::INFINITY),
+        );
+        self.map(
+            "clamp",
+            move |x| x.max(lo).min(hi),
+            move |x, _| if x >= lo && x <= hi { 1.0 } else { 0.0 },
+        )
     }
 
     /// `x + c`.
@@ -163,7 +199,11 @@ impl Tensor {
 
     /// `x^p`.
     pub fn pow_scalar(&self, p: f32) -> Tensor {
-        self.map("pow_scalar", move |x| x.powf(p), move |x, _| if p == 0.0 { 0.0 } else { p * x.powf(p - 1.0) })
+        self.map(
+            "pow_scalar",
+            move |x| x.powf(p),
+            move |x, _| if p == 0.0 { 0.0 } else { p * x.powf(p - 1.0) },
+        )
     }
 
     /// `x²`, a common shorthand.

@@ -14,7 +14,13 @@ impl Tensor {
     pub fn from_vec(data: Vec<f32>, shape: impl Into<Shape>) -> Result<Tensor> {
         let shape = shape.into();
         if data.len() != shape.numel() {
-            bail!("from_vec", "{} values cannot fill shape {} ({} elements)", data.len(), shape, shape.numel());
+            bail!(
+                "from_vec",
+                "{} values cannot fill shape {} ({} elements)",
+                data.len(),
+                shape,
+                shape.numel()
+            );
         }
         Ok(Tensor::from_data(data, shape))
     }
@@ -58,7 +64,10 @@ impl Tensor {
     /// `start, start + step, ...` up to but excluding `end`, as `torch.arange`.
     pub fn arange(start: f32, end: f32, step: f32) -> Result<Tensor> {
         if step == 0.0 || !step.is_finite() || !start.is_finite() || !end.is_finite() {
-            bail!("arange", "start {start}, end {end} and step {step} must be finite, and step non-zero");
+            bail!(
+                "arange",
+                "start {start}, end {end} and step {step} must be finite, and step non-zero"
+            );
         }
         let n = ((end - start) / step).ceil().max(0.0) as usize;
         let data: Vec<f32> = (0..n).map(|i| start + step * i as f32).collect();
@@ -72,7 +81,15 @@ impl Tensor {
             1 => vec![start],
             _ => {
                 let step = (end - start) / (n - 1) as f32;
-                (0..n).map(|i| if i == n - 1 { end } else { start + step * i as f32 }).collect()
+                (0..n)
+                    .map(|i| {
+                        if i == n - 1 {
+                            end
+                        } else {
+                            start + step * i as f32
+                        }
+                    })
+                    .collect()
             }
         };
         Tensor::from_data(data, Shape::new(&[n]))
@@ -90,14 +107,18 @@ impl Tensor {
     /// Uniform draws in [low, high) from `rng`.
     pub fn rand_with(shape: impl Into<Shape>, low: f32, high: f32, rng: &mut Rng) -> Tensor {
         let shape = shape.into();
-        let data = (0..shape.numel()).map(|_| low + (high - low) * rng.next_f32()).collect();
+        let data = (0..shape.numel())
+            .map(|_| low + (high - low) * rng.next_f32())
+            .collect();
         Tensor::from_data(data, shape)
     }
 
     /// Normal draws with the given mean and standard deviation from `rng`.
     pub fn randn_with(shape: impl Into<Shape>, mean: f32, std: f32, rng: &mut Rng) -> Tensor {
         let shape = shape.into();
-        let data = (0..shape.numel()).map(|_| mean + std * rng.normal() as f32).collect();
+        let data = (0..shape.numel())
+            .map(|_| mean + std * rng.normal() as f32)
+            .collect();
         Tensor::from_data(data, shape)
     }
 
@@ -120,9 +141,18 @@ mod tests {
 
     #[test]
     fn ranges() {
-        assert_eq!(Tensor::arange(0.0, 5.0, 2.0).unwrap().to_vec(), vec![0.0, 2.0, 4.0]);
-        assert_eq!(Tensor::arange(3.0, 0.0, -1.0).unwrap().to_vec(), vec![3.0, 2.0, 1.0]);
-        assert_eq!(Tensor::linspace(0.0, 1.0, 5).to_vec(), vec![0.0, 0.25, 0.5, 0.75, 1.0]);
+        assert_eq!(
+            Tensor::arange(0.0, 5.0, 2.0).unwrap().to_vec(),
+            vec![0.0, 2.0, 4.0]
+        );
+        assert_eq!(
+            Tensor::arange(3.0, 0.0, -1.0).unwrap().to_vec(),
+            vec![3.0, 2.0, 1.0]
+        );
+        assert_eq!(
+            Tensor::linspace(0.0, 1.0, 5).to_vec(),
+            vec![0.0, 0.25, 0.5, 0.75, 1.0]
+        );
         assert_eq!(Tensor::eye(2).to_vec(), vec![1.0, 0.0, 0.0, 1.0]);
         assert!(Tensor::arange(0.0, 1.0, 0.0).is_err());
     }
@@ -139,6 +169,9 @@ mod tests {
     #[test]
     fn from_vec_checks_length() {
         let e = Tensor::from_vec(vec![1.0; 5], [2, 3]).unwrap_err();
-        assert_eq!(e.to_string(), "from_vec: 5 values cannot fill shape [2, 3] (6 elements)");
+        assert_eq!(
+            e.to_string(),
+            "from_vec: 5 values cannot fill shape [2, 3] (6 elements)"
+        );
     }
 }

@@ -17,7 +17,12 @@ enum Style {
 }
 
 fn choose_style(values: &[f32]) -> Style {
-    let finite: Vec<f32> = values.iter().copied().filter(|v| v.is_finite() && *v != 0.0).map(f32::abs).collect();
+    let finite: Vec<f32> = values
+        .iter()
+        .copied()
+        .filter(|v| v.is_finite() && *v != 0.0)
+        .map(f32::abs)
+        .collect();
     if finite.is_empty() {
         return Style::Fixed;
     }
@@ -85,7 +90,13 @@ impl Printer<'_> {
         }
     }
 
-    fn write(&self, f: &mut impl fmt::Write, axis: usize, offset: usize, indent: usize) -> fmt::Result {
+    fn write(
+        &self,
+        f: &mut impl fmt::Write,
+        axis: usize,
+        offset: usize,
+        indent: usize,
+    ) -> fmt::Result {
         if axis == self.dims.len() {
             let s = format_value(self.data[offset], &self.style);
             return write!(f, "{s:>w$}", w = self.width);
@@ -121,11 +132,22 @@ impl fmt::Display for Tensor {
         let dims = self.dims();
         let strides = self.shape().strides().to_vec();
         let summarise = data.len() > SUMMARY_THRESHOLD;
-        let mut p = Printer { data: &data, dims, strides, summarise, style: Style::Fixed, width: 0 };
+        let mut p = Printer {
+            data: &data,
+            dims,
+            strides,
+            summarise,
+            style: Style::Fixed,
+            width: 0,
+        };
         let mut visible = Vec::new();
         p.visible_values(0, 0, &mut visible);
         p.style = choose_style(&visible);
-        p.width = visible.iter().map(|&v| format_value(v, &p.style).len()).max().unwrap_or(0);
+        p.width = visible
+            .iter()
+            .map(|&v| format_value(v, &p.style).len())
+            .max()
+            .unwrap_or(0);
         let mut body = String::new();
         p.write(&mut body, 0, 0, "tensor(".len())?;
         write!(f, "tensor({body}, shape={}", self.shape())?;
@@ -145,12 +167,23 @@ mod tests {
     #[test]
     fn prints_like_pytorch() {
         let t = Tensor::from_vec(vec![1.0, 2.0, 3.0, -4.5], [2, 2]).unwrap();
-        assert_eq!(t.to_string(), "tensor([[ 1.0000,  2.0000],\n        [ 3.0000, -4.5000]], shape=[2, 2])");
+        assert_eq!(
+            t.to_string(),
+            "tensor([[ 1.0000,  2.0000],\n        [ 3.0000, -4.5000]], shape=[2, 2])"
+        );
         assert_eq!(Tensor::scalar(0.5).to_string(), "tensor(0.5000, shape=[])");
         let big = Tensor::arange(0.0, 2000.0, 1.0).unwrap();
         let s = big.to_string();
-        assert!(s.starts_with("tensor([   0.0000,    1.0000,    2.0000, ..., 1997.0000, 1998.0000, 1999.0000]"), "{s}");
+        assert!(
+            s.starts_with(
+                "tensor([   0.0000,    1.0000,    2.0000, ..., 1997.0000, 1998.0000, 1999.0000]"
+            ),
+            "{s}"
+        );
         let tiny = Tensor::from_vec(vec![1e-6, 1.0], [2]).unwrap();
-        assert_eq!(tiny.to_string(), "tensor([1.0000e-06, 1.0000e+00], shape=[2])");
+        assert_eq!(
+            tiny.to_string(),
+            "tensor([1.0000e-06, 1.0000e+00], shape=[2])"
+        );
     }
 }

@@ -56,13 +56,21 @@ pub struct Buffer {
 impl Buffer {
     pub(crate) fn new(data: Vec<f32>) -> Buffer {
         let len = data.len();
-        Buffer { data: Arc::new(data), offset: 0, len }
+        Buffer {
+            data: Arc::new(data),
+            offset: 0,
+            len,
+        }
     }
 
     /// The same storage, `len` elements from `offset` (relative to this view).
     pub(crate) fn view(&self, offset: usize, len: usize) -> Buffer {
         debug_assert!(offset + len <= self.len);
-        Buffer { data: self.data.clone(), offset: self.offset + offset, len }
+        Buffer {
+            data: self.data.clone(),
+            offset: self.offset + offset,
+            len,
+        }
     }
 
     /// Mutable access when this snapshot is the only holder of the whole storage.
@@ -81,8 +89,17 @@ impl Deref for Buffer {
 
 impl Tensor {
     /// A tensor with no graph behind it. `data.len()` must equal the shape's element count.
-    pub(crate) fn from_parts(buffer: Buffer, shape: Shape, requires_grad: bool, grad_fn: Option<GradFn>) -> Tensor {
-        debug_assert_eq!(buffer.len, shape.numel(), "buffer length does not match shape {shape}");
+    pub(crate) fn from_parts(
+        buffer: Buffer,
+        shape: Shape,
+        requires_grad: bool,
+        grad_fn: Option<GradFn>,
+    ) -> Tensor {
+        debug_assert_eq!(
+            buffer.len,
+            shape.numel(),
+            "buffer length does not match shape {shape}"
+        );
         Tensor(Arc::new(Inner {
             shape,
             buffer: RwLock::new(buffer),
@@ -124,7 +141,11 @@ impl Tensor {
 
     /// A snapshot of the numbers, row-major. Cheap: no copy.
     pub fn data(&self) -> Buffer {
-        self.0.buffer.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.0
+            .buffer
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The buffer, taken without a copy when this is the last handle to the tensor.
@@ -146,7 +167,11 @@ impl Tensor {
     /// The value of a one-element tensor.
     pub fn item(&self) -> Result<f32> {
         if self.numel() != 1 {
-            bail!("item", "only a one-element tensor has an item; this one has shape {}", self.shape());
+            bail!(
+                "item",
+                "only a one-element tensor has an item; this one has shape {}",
+                self.shape()
+            );
         }
         Ok(self.data()[0])
     }
@@ -154,12 +179,22 @@ impl Tensor {
     /// The value at a full index (one entry per axis).
     pub fn get(&self, index: &[usize]) -> Result<f32> {
         if index.len() != self.rank() {
-            bail!("get", "index {index:?} has {} entries but the tensor has {} axes (shape {})", index.len(), self.rank(), self.shape());
+            bail!(
+                "get",
+                "index {index:?} has {} entries but the tensor has {} axes (shape {})",
+                index.len(),
+                self.rank(),
+                self.shape()
+            );
         }
         let mut flat = 0;
         for (axis, (&i, &d)) in index.iter().zip(self.dims()).enumerate() {
             if i >= d {
-                bail!("get", "index {i} is out of range for axis {axis} of extent {d} (shape {})", self.shape());
+                bail!(
+                    "get",
+                    "index {i} is out of range for axis {axis} of extent {d} (shape {})",
+                    self.shape()
+                );
             }
             flat = flat * d + i;
         }
@@ -194,7 +229,11 @@ impl Tensor {
 
     /// The gradient accumulated into this leaf by `backward()`, if any.
     pub fn grad(&self) -> Option<Tensor> {
-        self.0.grad.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.0
+            .grad
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Forgets the accumulated gradient (PyTorch's `zero_grad(set_to_none=True)`).
@@ -206,7 +245,12 @@ impl Tensor {
     pub fn set_grad(&self, grad: Option<Tensor>) -> Result<()> {
         if let Some(g) = &grad {
             if g.shape() != self.shape() {
-                bail!("set_grad", "gradient shape {} does not match tensor shape {}", g.shape(), self.shape());
+                bail!(
+                    "set_grad",
+                    "gradient shape {} does not match tensor shape {}",
+                    g.shape(),
+                    self.shape()
+                );
             }
         }
         *self.0.grad.lock().unwrap_or_else(|e| e.into_inner()) = grad.map(|g| g.detach());
@@ -236,7 +280,12 @@ impl Tensor {
     /// Overwrites this tensor's numbers with `src`'s (same shape), in place like [`Tensor::update`].
     pub fn assign(&self, src: &Tensor) -> Result<()> {
         if src.shape() != self.shape() {
-            bail!("assign", "cannot assign a tensor of shape {} to one of shape {}", src.shape(), self.shape());
+            bail!(
+                "assign",
+                "cannot assign a tensor of shape {} to one of shape {}",
+                src.shape(),
+                self.shape()
+            );
         }
         let data = src.data();
         self.update(|dst| dst.copy_from_slice(&data));

@@ -60,7 +60,12 @@ pub fn resolve_axis(op: &'static str, axis: isize, rank: usize) -> Result<usize>
     let r = rank as isize;
     let a = if axis < 0 { axis + r } else { axis };
     if a < 0 || a >= r.max(1) || (rank == 0 && a != 0) {
-        bail!(op, "axis {axis} is out of range for a tensor with {rank} axes (valid: {} to {})", -r.max(1), r.max(1) - 1);
+        bail!(
+            op,
+            "axis {axis} is out of range for a tensor with {rank} axes (valid: {} to {})",
+            -r.max(1),
+            r.max(1) - 1
+        );
     }
     Ok(a as usize)
 }
@@ -91,8 +96,16 @@ pub fn broadcast_shapes(op: &'static str, a: &Shape, b: &Shape) -> Result<Shape>
     let rank = a.rank().max(b.rank());
     let mut dims = Dims::from_elem(0, rank);
     for i in 0..rank {
-        let da = if i < rank - a.rank() { 1 } else { a.0[i - (rank - a.rank())] };
-        let db = if i < rank - b.rank() { 1 } else { b.0[i - (rank - b.rank())] };
+        let da = if i < rank - a.rank() {
+            1
+        } else {
+            a.0[i - (rank - a.rank())]
+        };
+        let db = if i < rank - b.rank() {
+            1
+        } else {
+            b.0[i - (rank - b.rank())]
+        };
         dims[i] = match (da, db) {
             (x, y) if x == y => x,
             (1, y) => y,
@@ -166,7 +179,11 @@ impl From<&Shape> for Shape {
 ///
 /// This is the one strided walk every broadcasting kernel uses, so none of them needs per-element
 /// index arithmetic.
-pub(crate) fn for_each_run<const N: usize>(shape: &[usize], strides: [&[usize]; N], mut f: impl FnMut([usize; N])) {
+pub(crate) fn for_each_run<const N: usize>(
+    shape: &[usize],
+    strides: [&[usize]; N],
+    mut f: impl FnMut([usize; N]),
+) {
     let rank = shape.len();
     if shape.contains(&0) {
         return;
@@ -209,9 +226,18 @@ mod tests {
     #[test]
     fn broadcasting_follows_numpy() {
         let s = |d: &[usize]| Shape::new(d);
-        assert_eq!(broadcast_shapes("t", &s(&[3, 1]), &s(&[4])).unwrap(), s(&[3, 4]));
-        assert_eq!(broadcast_shapes("t", &s(&[]), &s(&[2, 2])).unwrap(), s(&[2, 2]));
-        assert_eq!(broadcast_shapes("t", &s(&[5, 1, 7]), &s(&[6, 1])).unwrap(), s(&[5, 6, 7]));
+        assert_eq!(
+            broadcast_shapes("t", &s(&[3, 1]), &s(&[4])).unwrap(),
+            s(&[3, 4])
+        );
+        assert_eq!(
+            broadcast_shapes("t", &s(&[]), &s(&[2, 2])).unwrap(),
+            s(&[2, 2])
+        );
+        assert_eq!(
+            broadcast_shapes("t", &s(&[5, 1, 7]), &s(&[6, 1])).unwrap(),
+            s(&[5, 6, 7])
+        );
         let e = broadcast_shapes("add", &s(&[3, 2]), &s(&[4])).unwrap_err();
         assert_eq!(e.to_string(), "add: cannot broadcast [3, 2] with [4]: extents 2 and 4 at axis 1 of the result differ and neither is 1");
     }
