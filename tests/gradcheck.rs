@@ -239,3 +239,98 @@ fn composite_graph_reuses_a_tensor() {
         a.add(&b)?.sigmoid().mean(&[1], false)
     });
 }
+
+#[test]
+fn linear_with_and_without_bias() {
+    let mut r = rng();
+    let (x, w, b) = (
+        away_from_zero(&[2, 3, 4], &mut r),
+        away_from_zero(&[5, 4], &mut r),
+        away_from_zero(&[5], &mut r),
+    );
+    gradcheck("linear", &[x.clone(), w.clone(), b], |t| {
+        t[0].linear(&t[1], Some(&t[2]))
+    });
+    gradcheck("linear without bias", &[x, w], |t| t[0].linear(&t[1], None));
+}
+
+#[test]
+fn convolutions_and_pooling() {
+    use engine::ops::conv::Conv2dSpec;
+    use engine::ops::pool::PoolSpec;
+    let mut r = rng();
+    let x = away_from_zero(&[2, 4, 6, 5], &mut r);
+    let specs = [
+        (Conv2dSpec::default(), [3, 4, 3, 3]),
+        (
+            Conv2dSpec {
+                stride: (2, 1),
+                padding: (1, 2),
+                ..Default::default()
+            },
+            [3, 4, 3, 2],
+        ),
+        (
+            Conv2dSpec {
+                dilation: (2, 1),
+                padding: (1, 1),
+                ..Default::default()
+            },
+            [2, 4, 2, 3],
+        ),
+        (
+            Conv2dSpec {
+                groups: 2,
+                padding: (1, 1),
+                ..Default::default()
+            },
+            [4, 2, 3, 3],
+        ),
+    ];
+    for (spec, wshape) in specs {
+        let w = away_from_zero(&wshape, &mut r);
+        let b = away_from_zero(&[wshape[0]], &mut r);
+        gradcheck(&format!("conv2d {spec:?}"), &[x.clone(), w, b], |t| {
+            t[0].conv2d(&t[1], Some(&t[2]), spec)
+        });
+    }
+    let (x1, w1) = (
+        away_from_zero(&[2, 3, 9], &mut r),
+        away_from_zero(&[4, 3, 3], &mut r),
+    );
+    gradcheck("conv1d", &[x1.clone(), w1], |t| {
+        t[0].conv1d(&t[1], None, 2, 1, 1, 1)
+    });
+    // Distinct values so that no window has a tie for its maximum.
+    let distinct = Tensor::from_vec(
+        (0..2 * 4 * 6 * 5)
+            .map(|i| ((i * 37) % 240) as f32 / 50.0 - 2.4)
+            .collect(),
+        [2, 4, 6, 5],
+    )
+    .unwrap();
+    let one = std::slice::from_ref(&distinct);
+    gradcheck("max_pool2d 2x2", one, |t| {
+        t[0].max_pool2d(PoolSpec::square(2))
+    });
+    gradcheck("max_pool2d 3x3 stride 2 pad 1", one, |t| {
+        t[0].max_pool2d(PoolSpec {
+            kernel: (3, 3),
+            stride: (2, 2),
+            padding: (1, 1),
+        })
+    });
+    gradcheck("avg_pool2d 2x2", one, |t| {
+        t[0].avg_pool2d(PoolSpec::square(2))
+    });
+    gradcheck("avg_pool2d 3x2 pad", one, |t| {
+        t[0].avg_pool2d(PoolSpec {
+            kernel: (3, 2),
+            stride: (1, 2),
+            padding: (1, 1),
+        })
+    });
+    gradcheck("max_pool1d", std::slice::from_ref(&x1), |t| {
+        t[0].max_pool1d(2, 2)
+    });
+}

@@ -152,3 +152,109 @@ impl Tensor {
         ))
     }
 }
+
+impl Tensor {
+    /// `x·Wᵀ + b`, the Linear layer's op, fused: `W` is `[out, in]` as in PyTorch and is read
+    /// transposed through strides, never copied. `x` is `[..., in]`; leading axes are flattened.
+    pub fn linear(&self, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+        if weight.rank() != 2 || self.rank() == 0 {
+            bail!(
+                "linear",
+                "expects input [..., in] and weight [out, in], got {} and {}",
+                self.shape(),
+                weight.shape()
+            );
+        }
+        let (out_f, in_f) = (weight.dims()[0], weight.dims()[1]);
+        let k = *self.dims().last().unwrap_or(&0);
+        if k != in_f {
+            bail!(
+                "linear",
+                "input {} has {k} features but the weight {} expects {in_f}",
+                self.shape(),
+                weight.shape()
+            );
+        }
+        if let Some(b) = bias {
+            if b.dims() != [out_f] {
+                bail!(
+                    "linear",
+                    "bias shape {} does not match the {out_f} outputs of weight {}",
+                    b.shape(),
+                    weight.shape()
+                );
+            }
+        }
+        let m = self.numel() / k.max(1);
+        let (x, w) = (self.data(), weight.data());
+        let mut y = vec![0.0; m * out_f];
+        if let Some(b) = bias {
+            let b = b.data();
+            for row in y.chunks_exact_mut(out_f) {
+                row.copy_from_slice(&b);
+            }
+        }
+        let beta = if bias.is_some() { 1.0 } else { 0.0 };
+        sgemm(
+            1.0,
+            MatRef::row_major(&x, m, k),
+            MatRef::row_major(&w, out_f, k).t(),
+            beta,
+            MatMut::row_major(&mut y, m, out_f),
+        );
+        let mut out: Dims = self.dims()[..self.rank() - 1].iter().copied().collect();
+        out.push(out_f);
+        let (sx, sw) = (self.shape().clone(), weight.shape().clone());
+        let mut inputs = vec![self, weight];
+        inputs.extend(bias);
+        Ok(record(
+            "linear",
+            Buffer::new(y),
+            Shape(out),
+            &inputs,
+            move || {
+                move |g: &Tensor, needs: &[bool]| {
+                    // dx = G·W, dW = Gᵀ·x, db = column sums of G.
+                    let g = g.data();
+                    let gm = MatRef::row_major(&g, m, out_f);
+                    let gx = needs[0].then(|| {
+                        let mut gx = vec![0.0; m * k];
+                        sgemm(
+                            1.0,
+                            gm,
+                            MatRef::row_major(&w, out_f, k),
+                            0.0,
+                            MatMut::row_major(&mut gx, m, k),
+                        );
+                        Tensor::from_data(gx, sx)
+                    });
+                    let gw = needs[1].then(|| {
+                        let mut gw = vec![0.0; out_f * k];
+                        sgemm(
+                            1.0,
+                            gm.t(),
+                            MatRef::row_major(&x, m, k),
+                            0.0,
+                            MatMut::row_major(&mut gw, out_f, k),
+                        );
+                        Tensor::from_data(gw, sw)
+                    });
+                    let mut grads: crate::autodiff::Grads = smallvec![gx, gw];
+                    if needs.len() == 3 {
+                        let gb = needs[2].then(|| {
+                            let mut gb = vec![0.0; out_f];
+                            for row in g.chunks_exact(out_f) {
+                                for (d, s) in gb.iter_mut().zip(row) {
+                                    *d += s;
+                                }
+                            }
+                            Tensor::from_data(gb, Shape::new(&[out_f]))
+                        });
+                        grads.push(gb);
+                    }
+                    Ok(grads)
+                }
+            },
+        ))
+    }
+}

@@ -5,7 +5,9 @@
 //! [`sugar`] (`&a + &b`) panics with that same message, for model code that knows its shapes.
 
 pub mod binary;
+pub mod conv;
 pub mod matmul;
+pub mod pool;
 pub mod reduce;
 pub mod shape;
 pub mod softmax;

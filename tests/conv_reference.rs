@@ -1,0 +1,114 @@
+//! Convolution against a naive direct loop, on awkward shapes and every option.
+
+use engine::ops::conv::Conv2dSpec;
+use engine::{Rng, Tensor};
+
+/// out[n][o][y][x] = b[o] + sum over (c in o's group, ky, kx) of w[o][c][ky][kx] * in[n][g*cg + c][y*s - p + ky*d][x*s - p + kx*d]
+fn naive(x: &Tensor, w: &Tensor, b: &Tensor, s: Conv2dSpec) -> Vec<f32> {
+    let (xd, wd, bd) = (x.to_vec(), w.to_vec(), b.to_vec());
+    let [n, c, h, wi] = [x.dims()[0], x.dims()[1], x.dims()[2], x.dims()[3]];
+    let [o, cg, kh, kw] = [w.dims()[0], w.dims()[1], w.dims()[2], w.dims()[3]];
+    let og = o / s.groups;
+    let oh = (h + 2 * s.padding.0 - s.dilation.0 * (kh - 1) - 1) / s.stride.0 + 1;
+    let ow = (wi + 2 * s.padding.1 - s.dilation.1 * (kw - 1) - 1) / s.stride.1 + 1;
+    let mut out = vec![0.0; n * o * oh * ow];
+    for ni in 0..n {
+        for oi in 0..o {
+            let g = oi / og;
+            for y in 0..oh {
+                for xx in 0..ow {
+                    let mut acc = bd[oi] as f64;
+                    for ci in 0..cg {
+                        for ky in 0..kh {
+                            for kx in 0..kw {
+                                let iy = (y * s.stride.0 + ky * s.dilation.0) as isize
+                                    - s.padding.0 as isize;
+                                let ix = (xx * s.stride.1 + kx * s.dilation.1) as isize
+                                    - s.padding.1 as isize;
+                                if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < wi {
+                                    let xv = xd[((ni * c + g * cg + ci) * h + iy as usize) * wi
+                                        + ix as usize];
+                                    acc += (wd[((oi * cg + ci) * kh + ky) * kw + kx] * xv) as f64;
+                                }
+                            }
+                        }
+                    }
+                    out[((ni * o + oi) * oh + y) * ow + xx] = acc as f32;
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn conv2d_matches_a_direct_loop() {
+    let mut rng = Rng::seed(11);
+    let cases = [
+        ([1, 1, 1, 1], [1, 1, 1, 1], Conv2dSpec::default()),
+        ([2, 3, 7, 5], [4, 3, 3, 3], Conv2dSpec::default()),
+        (
+            [1, 3, 11, 13],
+            [5, 3, 5, 2],
+            Conv2dSpec {
+                stride: (3, 2),
+                padding: (2, 1),
+                ..Default::default()
+            },
+        ),
+        (
+            [2, 6, 9, 9],
+            [4, 3, 3, 3],
+            Conv2dSpec {
+                groups: 2,
+                dilation: (2, 3),
+                padding: (3, 3),
+                ..Default::default()
+            },
+        ),
+        (
+            [3, 4, 8, 8],
+            [4, 1, 3, 3],
+            Conv2dSpec {
+                groups: 4,
+                padding: (1, 1),
+                ..Default::default()
+            },
+        ),
+    ];
+    for (xs, ws, spec) in cases {
+        let x = Tensor::randn_with(xs, 0.0, 1.0, &mut rng);
+        let w = Tensor::randn_with(ws, 0.0, 1.0, &mut rng);
+        let b = Tensor::randn_with([ws[0]], 0.0, 1.0, &mut rng);
+        let got = x.conv2d(&w, Some(&b), spec).unwrap().to_vec();
+        let want = naive(&x, &w, &b, spec);
+        assert_eq!(got.len(), want.len());
+        for (i, (g, e)) in got.iter().zip(&want).enumerate() {
+            assert!(
+                (g - e).abs() <= 1e-4 * (1.0 + e.abs()),
+                "{xs:?} * {ws:?} {spec:?} [{i}]: {g} vs {e}"
+            );
+        }
+    }
+}
+
+#[test]
+fn conv_errors_name_the_shapes() {
+    let x = Tensor::zeros([1, 3, 4, 4]);
+    let e = x
+        .conv2d(&Tensor::zeros([2, 4, 3, 3]), None, Conv2dSpec::default())
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "conv2d: input [1, 3, 4, 4] has 3 channels but weight [2, 4, 3, 3] with 1 groups expects 4"
+    );
+    let e = x
+        .conv2d(&Tensor::zeros([2, 3, 5, 5]), None, Conv2dSpec::default())
+        .unwrap_err();
+    assert!(
+        e.to_string().starts_with(
+            "conv2d: kernel 5x5 (dilation (1, 1)) is larger than the padded input 4x4"
+        ),
+        "{e}"
+    );
+}
