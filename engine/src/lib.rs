@@ -12,7 +12,9 @@
 pub mod autodiff;
 pub mod error;
 pub mod kernels;
+pub mod nn;
 pub mod ops;
+pub mod optim;
 pub mod tensor;
 
 pub use autodiff::{is_grad_enabled, no_grad, set_grad_enabled};

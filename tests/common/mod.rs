@@ -78,3 +78,39 @@ pub fn gradcheck(name: &str, inputs: &[Tensor], f: impl Fn(&[Tensor]) -> Result<
         }
     }
 }
+
+/// A tensor from the fixtures' JSON form `{"shape": [...], "data": [...]}`.
+pub fn from_json(v: &serde_json::Value) -> Tensor {
+    let shape: Vec<usize> = v["shape"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_u64().unwrap() as usize)
+        .collect();
+    let data: Vec<f32> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect();
+    Tensor::from_vec(data, shape).unwrap()
+}
+
+/// Reads a JSON fixture from `tests/fixtures/`.
+pub fn fixture(name: &str) -> serde_json::Value {
+    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+/// Elementwise `|a - b| <= rel * max(|a|, |b|) + abs`, with a message naming the element.
+pub fn assert_close(what: &str, got: &Tensor, want: &Tensor, rel: f32, abs: f32) {
+    assert_eq!(got.dims(), want.dims(), "{what}: shape");
+    for (i, (a, b)) in got.to_vec().iter().zip(want.to_vec()).enumerate() {
+        let tol = rel * a.abs().max(b.abs()) + abs;
+        assert!(
+            (a - b).abs() <= tol,
+            "{what}[{i}]: gradbook {a:e}, PyTorch {b:e} (difference {:e})",
+            (a - b).abs()
+        );
+    }
+}
