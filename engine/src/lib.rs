@@ -10,12 +10,16 @@
 //! ```
 
 pub mod autodiff;
+pub mod data;
 pub mod error;
+pub mod io;
 pub mod kernels;
 pub mod nn;
 pub mod ops;
 pub mod optim;
 pub mod tensor;
+pub mod threads;
+pub mod train;
 
 pub use autodiff::{is_grad_enabled, no_grad, set_grad_enabled};
 pub use error::{Error, Result};

@@ -115,7 +115,36 @@ fn walk(root: &Tensor, seed: Tensor) -> Result<()> {
     Ok(())
 }
 
+thread_local! {
+    /// When set, leaf gradients computed on this thread go here instead of into the leaves.
+    static GRAD_SINK: std::cell::RefCell<Option<Vec<(Tensor, Tensor)>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` (which calls `backward()`) and returns the leaf gradients it produced, instead of
+/// adding them to the leaves' `grad`: each data-parallel shard computes its own gradients this way,
+/// and the trainer sums them in a fixed order, so the result does not depend on thread timing.
+pub fn capture_grads<T>(f: impl FnOnce() -> T) -> (T, Vec<(Tensor, Tensor)>) {
+    let previous = GRAD_SINK.with(|s| s.replace(Some(Vec::new())));
+    let out = f();
+    let grads = GRAD_SINK.with(|s| s.replace(previous)).unwrap_or_default();
+    (out, grads)
+}
+
 fn accumulate_leaf(leaf: &Tensor, g: Tensor) -> Result<()> {
+    let captured = GRAD_SINK.with(|s| {
+        let mut sink = s.borrow_mut();
+        let Some(sink) = sink.as_mut() else {
+            return false;
+        };
+        match sink.iter_mut().find(|(l, _)| l.same_node(leaf)) {
+            Some((_, acc)) => *acc = add_into(std::mem::replace(acc, Tensor::scalar(0.0)), &g),
+            None => sink.push((leaf.clone(), g.clone())),
+        }
+        true
+    });
+    if captured {
+        return Ok(());
+    }
     let mut slot = leaf.0.grad.lock().unwrap_or_else(|e| e.into_inner());
     *slot = Some(match slot.take() {
         Some(prev) => add_into(prev, &g),

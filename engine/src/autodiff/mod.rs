@@ -3,6 +3,8 @@
 
 mod backward;
 
+pub use backward::capture_grads;
+
 use smallvec::SmallVec;
 use std::cell::Cell;
 use std::sync::{Arc, Mutex};

@@ -14,10 +14,9 @@ pub fn state_dict(model: &dyn Module) -> Vec<(String, Tensor)> {
     all
 }
 
-/// Copies `values` into the model's parameters and buffers. Every name the model has must be
-/// present with the same shape, and (when `strict`) no extra names may be given; on any mismatch
-/// the model is left unchanged and the error lists what differs.
-pub fn load_state_dict(
+/// Checks that `values` fit the model: every name the model has is present with the same shape,
+/// and (when `strict`) there are no extra names. The error lists everything that differs.
+pub fn check_state_dict(
     model: &dyn Module,
     values: &HashMap<String, Tensor>,
     strict: bool,
@@ -54,7 +53,18 @@ pub fn load_state_dict(
             problems.join("\n  ")
         );
     }
-    for (name, t) in &own {
+    Ok(())
+}
+
+/// Copies `values` into the model's parameters and buffers, after [`check_state_dict`]: on any
+/// mismatch the model is left unchanged.
+pub fn load_state_dict(
+    model: &dyn Module,
+    values: &HashMap<String, Tensor>,
+    strict: bool,
+) -> Result<()> {
+    check_state_dict(model, values, strict)?;
+    for (name, t) in &state_dict(model) {
         t.assign(&values[name])?;
     }
     Ok(())

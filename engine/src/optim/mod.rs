@@ -79,7 +79,9 @@ impl Algorithm {
     }
 }
 
-/// Updates a set of named parameters from their gradients.
+/// Updates a set of named parameters from their gradients. A clone shares the parameters and copies
+/// the state.
+#[derive(Clone)]
 pub struct Optimizer {
     pub algorithm: Algorithm,
     lr: f32,

@@ -1,0 +1,57 @@
+//! The engine's one rayon pool. Its size defaults to the number of cores, can be set with the
+//! `GRADBOOK_THREADS` environment variable, and changed at run time with [`set_num_threads`].
+//! rayon's workers sleep when idle rather than spin, so a busy machine slows the engine down
+//! gracefully instead of stalling it.
+
+use std::sync::{Arc, OnceLock, RwLock};
+
+use crate::error::{Error, Result};
+
+static POOL: OnceLock<RwLock<Arc<rayon::ThreadPool>>> = OnceLock::new();
+
+fn default_threads() -> usize {
+    std::env::var("GRADBOOK_THREADS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+fn build(n: usize) -> Result<Arc<rayon::ThreadPool>> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .thread_name(|i| format!("gradbook-{i}"))
+        .build()
+        .map(Arc::new)
+        .map_err(|e| Error::new("threads", format!("cannot start {n} worker threads: {e}")))
+}
+
+/// The engine's pool (built on first use).
+pub fn pool() -> Arc<rayon::ThreadPool> {
+    let lock = POOL.get_or_init(|| {
+        let pool = build(default_threads())
+            .or_else(|_| build(1))
+            .expect("a one-thread pool can always be built");
+        RwLock::new(pool)
+    });
+    lock.read().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+/// The number of worker threads the engine uses.
+pub fn num_threads() -> usize {
+    pool().current_num_threads()
+}
+
+/// Resizes the engine's pool (work already running finishes on the old one).
+pub fn set_num_threads(n: usize) -> Result<()> {
+    if n == 0 {
+        return Err(Error::new(
+            "set_num_threads",
+            "the number of threads must be at least 1",
+        ));
+    }
+    let new = build(n)?;
+    let lock = POOL.get_or_init(|| RwLock::new(new.clone()));
+    *lock.write().unwrap_or_else(|e| e.into_inner()) = new;
+    Ok(())
+}

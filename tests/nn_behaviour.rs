@@ -1,0 +1,219 @@
+//! nn behaviour that fixtures do not cover: wrong loss pairings, initialisation statistics,
+//! dropout in train and eval mode, nested parameter names, attention masks.
+
+use engine::nn::{
+    self, loss, loss::Reduction, Activation, Dropout, Init, Linear, Module, MultiHeadAttention,
+    Sequential, TransformerBlock,
+};
+use engine::train::Loss;
+use engine::{manual_seed, Rng, Tensor};
+
+fn t(v: &[f32], s: &[usize]) -> Tensor {
+    Tensor::from_slice(v, s.to_vec()).unwrap()
+}
+
+#[test]
+fn wrong_loss_pairings_are_explained() {
+    let r = Reduction::Mean;
+    let logits = t(&[2.5, -3.0, 0.3], &[3]);
+    let y = t(&[1.0, 0.0, 1.0], &[3]);
+    let e = loss::binary_cross_entropy(&logits, &y, r)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("expects probabilities in [0, 1] but got values from -3 to 2.5")
+            && e.contains("binary_cross_entropy_with_logits"),
+        "{e}"
+    );
+    let e = loss::mse(&t(&[1.0, 2.0], &[2, 1]), &t(&[1.0, 2.0], &[2]), r)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("must have the same shape (broadcasting them would compare every prediction with every target)"), "{e}");
+    let scores = t(&[1.0, 2.0, 3.0, 4.0], &[2, 2]);
+    let e = loss::cross_entropy(&scores, &t(&[0.0, 1.0, 1.0, 0.0], &[2, 2]), r)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("for one-hot or probability targets use cross_entropy_probs"),
+        "{e}"
+    );
+    let e = loss::cross_entropy(&scores, &t(&[0.0, 2.0], &[2]), r)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        "cross_entropy: class index 2 is not a whole number in 0..2 (there are 2 classes)"
+    );
+    let e = loss::nll(&scores, &t(&[0.0, 1.0], &[2]), r)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("expects log-probabilities"), "{e}");
+    let e = loss::binary_cross_entropy_with_logits(&logits, &t(&[2.0, 0.0, 1.0], &[3]), r)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("targets must lie in [0, 1]"), "{e}");
+    // fit's losses line up [N] targets with [N, 1] outputs instead of broadcasting them.
+    let l = Loss::Mse
+        .compute(&t(&[1.0, 2.0], &[2, 1]), &t(&[1.0, 4.0], &[2]))
+        .unwrap();
+    assert_eq!(l.item().unwrap(), 2.0);
+}
+
+#[test]
+fn extreme_scores_stay_finite() {
+    let big = t(&[1000.0, -1000.0], &[2]);
+    let y = t(&[0.0, 1.0], &[2]);
+    let l = loss::binary_cross_entropy_with_logits(&big, &y, Reduction::Mean)
+        .unwrap()
+        .item()
+        .unwrap();
+    assert!((l - 1000.0).abs() < 1e-3, "{l}");
+    let l = loss::cross_entropy(
+        &t(&[1000.0, -1000.0], &[1, 2]),
+        &t(&[1.0], &[1]),
+        Reduction::Mean,
+    )
+    .unwrap()
+    .item()
+    .unwrap();
+    assert!((l - 2000.0).abs() < 1e-2, "{l}");
+    let p = t(&[1.0, 0.0], &[2]); // confidently wrong: -log 0 on both
+    let l = loss::binary_cross_entropy(&p, &y, Reduction::Mean)
+        .unwrap()
+        .item()
+        .unwrap();
+    assert_eq!(l, 100.0, "log clamped at -100 as in PyTorch");
+}
+
+#[test]
+fn initialisation_statistics() {
+    manual_seed(0);
+    let lin = Linear::new(400, 300);
+    let b = 1.0 / 400f32.sqrt();
+    assert!(lin.weight.to_vec().iter().all(|w| w.abs() <= b));
+    let std = |t: &Tensor| t.std(&[], false).unwrap().item().unwrap();
+    let he = Init::HeNormal.draw([400, 300], 300, 400, &mut Rng::seed(1));
+    assert!((std(&he) - (2.0f32 / 300.0).sqrt()).abs() < 0.003);
+    let xa = Init::XavierUniform.draw([400, 300], 300, 400, &mut Rng::seed(1));
+    assert!((std(&xa) - (2.0f32 / 700.0).sqrt()).abs() < 0.003);
+}
+
+#[test]
+fn dropout_in_train_and_eval_mode() {
+    manual_seed(0);
+    let d = Dropout::new(0.25).unwrap();
+    let x = Tensor::ones([10_000]);
+    let y = d.forward(&x).unwrap().to_vec();
+    let zeros = y.iter().filter(|&&v| v == 0.0).count() as f32 / 10_000.0;
+    assert!((zeros - 0.25).abs() < 0.02, "dropped {zeros}");
+    assert!(y.iter().all(|&v| v == 0.0 || (v - 1.0 / 0.75).abs() < 1e-6));
+    d.eval();
+    assert_eq!(d.forward(&x).unwrap().to_vec(), x.to_vec());
+    assert!(Dropout::new(1.0).is_err());
+}
+
+struct AutoEncoder {
+    encoder: Sequential,
+    decoder: Sequential,
+}
+
+impl Module for AutoEncoder {
+    fn forward(&self, x: &Tensor) -> engine::Result<Tensor> {
+        self.decoder.call(&self.encoder.call(x)?)
+    }
+    fn describe(&self) -> String {
+        "AutoEncoder".into()
+    }
+    fn children(&self) -> Vec<(String, &dyn Module)> {
+        vec![
+            ("encoder".into(), &self.encoder),
+            ("decoder".into(), &self.decoder),
+        ]
+    }
+}
+
+#[test]
+fn nested_modules_are_named_like_pytorch() {
+    manual_seed(0);
+    let ae = AutoEncoder {
+        encoder: Sequential::new()
+            .layer(Linear::new(8, 4))
+            .layer(Activation::ReLU)
+            .layer(Linear::new(4, 2)),
+        decoder: Sequential::new().layer(Linear::new(2, 8)),
+    };
+    let names: Vec<String> = ae.named_parameters().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(
+        names,
+        [
+            "encoder.0.weight",
+            "encoder.0.bias",
+            "encoder.2.weight",
+            "encoder.2.bias",
+            "decoder.0.weight",
+            "decoder.0.bias"
+        ]
+    );
+    assert_eq!(ae.num_parameters(), 8 * 4 + 4 + 4 * 2 + 2 + 2 * 8 + 8);
+    let block = TransformerBlock::new(8, 2, true, 0.0).unwrap();
+    let names: Vec<String> = block
+        .named_parameters()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(
+        names[..4],
+        [
+            "ln1.weight",
+            "ln1.bias",
+            "attn.in_proj_weight",
+            "attn.in_proj_bias"
+        ]
+    );
+    assert!(names.contains(&"mlp.2.bias".to_string()));
+}
+
+#[test]
+fn causal_attention_never_looks_ahead() {
+    manual_seed(0);
+    let mha = MultiHeadAttention::new(8, 2, true).unwrap();
+    let x = Tensor::randn([1, 5, 8]);
+    let (_, w) = mha.attend(&x, &x, &x, None).unwrap();
+    for h in 0..2 {
+        for i in 0..5 {
+            let row: Vec<f32> = (0..5).map(|j| w.get(&[0, h, i, j]).unwrap()).collect();
+            assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+            assert!(
+                row[i + 1..].iter().all(|&v| v == 0.0),
+                "row {i} looks ahead: {row:?}"
+            );
+        }
+    }
+    // Changing a later token cannot change an earlier output.
+    let mut v = x.to_vec();
+    v[4 * 8] += 10.0;
+    let x2 = Tensor::from_vec(v, [1, 5, 8]).unwrap();
+    let (a, b) = (mha.forward(&x).unwrap(), mha.forward(&x2).unwrap());
+    assert_eq!(
+        a.narrow(1, 0, 4).unwrap().to_vec(),
+        b.narrow(1, 0, 4).unwrap().to_vec()
+    );
+    // A padding mask hides keys.
+    let plain = MultiHeadAttention::new(8, 2, false).unwrap();
+    let pad = t(&[0.0, 0.0, 0.0, 1.0, 1.0], &[1, 5]);
+    let (_, w) = plain.attend(&x, &x, &x, Some(&pad)).unwrap();
+    assert!(w
+        .narrow(3, 3, 2)
+        .unwrap()
+        .to_vec()
+        .iter()
+        .all(|&v| v == 0.0));
+    assert!(nn::summary(&block_model(), &Tensor::zeros([2, 4, 8]))
+        .unwrap()
+        .to_string()
+        .contains("TransformerBlock(width=8, heads=2)"));
+}
+
+fn block_model() -> Sequential {
+    Sequential::new().layer(TransformerBlock::new(8, 2, true, 0.1).unwrap())
+}
