@@ -144,6 +144,9 @@ impl Module for MultiHeadAttention {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         Ok(self.attend(x, x, x, None)?.0)
     }
+    fn last_attention(&self) -> Option<Tensor> {
+        self.last_weights()
+    }
     fn describe(&self) -> String {
         format!(
             "MultiHeadAttention(width={}, heads={}{})",

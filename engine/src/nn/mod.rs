@@ -70,6 +70,11 @@ pub trait Module: AsDynModule + Send + Sync {
         Vec::new()
     }
 
+    /// The attention weights of this layer's last forward pass, if it is an attention layer.
+    fn last_attention(&self) -> Option<Tensor> {
+        None
+    }
+
     /// Switches this layer's own train/eval behaviour (dropout, batch norm); see [`Module::train`].
     fn set_training_own(&self, _training: bool) {}
 
@@ -141,6 +146,18 @@ pub trait Module: AsDynModule + Send + Sync {
     }
 }
 
+/// The attention weights (`[B, heads, T, S]`) of every attention layer in `m` from its last forward
+/// pass, with the layer's name, in order: what a lesson draws as heat maps.
+pub fn attention_maps(m: &dyn Module) -> Vec<(String, Tensor)> {
+    let mut out = Vec::new();
+    visit(m, "", &mut |prefix, layer| {
+        if let Some(w) = layer.last_attention() {
+            out.push((prefix.trim_end_matches('.').to_string(), w));
+        }
+    });
+    out
+}
+
 /// Calls `f(prefix, module)` for `m` and every descendant, depth first, in child order.
 pub fn visit(m: &dyn Module, prefix: &str, f: &mut dyn FnMut(&str, &dyn Module)) {
     let mut stack: Vec<(String, &dyn Module)> = vec![(prefix.to_string(), m)];
@@ -170,6 +187,9 @@ impl Module for Box<dyn Module> {
     }
     fn set_training_own(&self, training: bool) {
         (**self).set_training_own(training)
+    }
+    fn last_attention(&self) -> Option<Tensor> {
+        (**self).last_attention()
     }
     fn call(&self, x: &Tensor) -> Result<Tensor> {
         (**self).call(x)
