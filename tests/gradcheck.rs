@@ -334,3 +334,26 @@ fn convolutions_and_pooling() {
         t[0].max_pool1d(2, 2)
     });
 }
+
+#[test]
+fn binary_cross_entropy_on_probabilities() {
+    use engine::nn::loss::{binary_cross_entropy, Reduction};
+    let mut r = rng();
+    let p = Tensor::rand_with([2, 3], 0.1, 0.9, &mut r);
+    let y = Tensor::rand_with([2, 3], 0.0, 1.0, &mut r);
+    gradcheck("binary_cross_entropy (both inputs)", &[p, y], |t| {
+        binary_cross_entropy(&t[0], &t[1], Reduction::None)
+    });
+    // Saturated probabilities give a large finite gradient, not NaN (PyTorch's formula).
+    let sat = Tensor::from_vec(vec![0.0, 1.0, 1.0], [3])
+        .unwrap()
+        .requires_grad();
+    let target = Tensor::from_vec(vec![1.0, 0.0, 1.0], [3]).unwrap();
+    binary_cross_entropy(&sat, &target, Reduction::Sum)
+        .unwrap()
+        .backward()
+        .unwrap();
+    let g = sat.grad().unwrap().to_vec();
+    assert!(g.iter().all(|v| v.is_finite()), "{g:?}");
+    assert_eq!(g[2], 0.0);
+}

@@ -1,6 +1,8 @@
 //! Data sets in memory: features and targets with samples on the first axis, seeded shuffling and
 //! batching, train/validation/test splits, standardisation fitted on the training split only, and
-//! one-hot encoding.
+//! one-hot encoding; and TensorFlow Playground's synthetic data sets ([`synthetic`]).
+
+pub mod synthetic;
 
 use crate::error::{bail, Result};
 use crate::tensor::rng::Rng;

@@ -4,8 +4,11 @@
 //! wrong number: prediction and target shapes that would broadcast into a matrix, probabilities
 //! outside [0, 1], class indices out of range.
 
+use smallvec::smallvec;
+
+use crate::autodiff::record;
 use crate::error::{bail, Result};
-use crate::tensor::Tensor;
+use crate::tensor::{Buffer, Tensor};
 
 /// How a loss combines its per-element terms.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -69,13 +72,49 @@ pub fn binary_cross_entropy(prob: &Tensor, target: &Tensor, r: Reduction) -> Res
         bail!("binary_cross_entropy", "expects probabilities in [0, 1] but got values from {lo} to {hi} (e.g. {bad}); apply sigmoid first, or use binary_cross_entropy_with_logits on the raw outputs");
     }
     check_targets_01("binary_cross_entropy", target)?;
-    let log_p = prob.log().clamp(Some(-100.0), None);
-    let log_1mp = prob.rsub_scalar(1.0).log().clamp(Some(-100.0), None);
-    let terms = target
-        .mul(&log_p)?
-        .add(&target.rsub_scalar(1.0).mul(&log_1mp)?)?
-        .neg();
-    Ok(reduce(terms, r))
+    Ok(reduce(bce_terms(prob, target), r))
+}
+
+/// The per-element terms `-(y log p + (1 - y) log(1 - p))`, logs clamped at -100, as one op: its
+/// backward is PyTorch's `(p - y) / max(p (1 - p), 1e-12)`, which stays finite when a sigmoid has
+/// saturated to exactly 0 or 1 (composing `log` and `clamp` would give 0 × ∞ = NaN there).
+fn bce_terms(prob: &Tensor, target: &Tensor) -> Tensor {
+    let clamped_log = |v: f32| v.ln().max(-100.0);
+    let (p, y) = (prob.data(), target.data());
+    let terms: Vec<f32> = p
+        .iter()
+        .zip(y.iter())
+        .map(|(&p, &y)| -(y * clamped_log(p) + (1.0 - y) * clamped_log(1.0 - p)))
+        .collect();
+    let shape = prob.shape().clone();
+    record(
+        "binary_cross_entropy",
+        Buffer::new(terms),
+        shape.clone(),
+        &[prob, target],
+        move || {
+            move |g: &Tensor, needs: &[bool]| {
+                let g = g.data();
+                let dp = needs[0].then(|| {
+                    let v = g
+                        .iter()
+                        .zip(p.iter().zip(y.iter()))
+                        .map(|(&g, (&p, &y))| g * (p - y) / (p * (1.0 - p)).max(1e-12))
+                        .collect();
+                    Tensor::from_vec(v, shape.clone()).expect("same shape")
+                });
+                let dy = needs[1].then(|| {
+                    let v = g
+                        .iter()
+                        .zip(p.iter())
+                        .map(|(&g, &p)| g * (clamped_log(1.0 - p) - clamped_log(p)))
+                        .collect();
+                    Tensor::from_vec(v, shape.clone()).expect("same shape")
+                });
+                Ok(smallvec![dp, dy])
+            }
+        },
+    )
 }
 
 fn check_targets_01(op: &'static str, target: &Tensor) -> Result<()> {

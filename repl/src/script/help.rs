@@ -180,6 +180,11 @@ entries![
     ("scatter", "scatter(points, classes) / scatter(..., #{title, labels})", "Points [n, 2] coloured by class.", "scatter(x, y, #{title: \"data\"});"),
     ("heatmap", "heatmap(grid) / heatmap(grid, #{title, row_labels, col_labels, points, classes})", "A 2-D tensor as colours, optionally with points on top.", "heatmap(weights, #{title: \"attention\"});"),
     ("show_images", "show_images(images) / show_images(images, #{columns, labels, title})", "Images [n, h, w] (or [n, h·w]) in a grid.", "show_images(x.slice(0, 0, 8));"),
+    // Experiments
+    ("playground", "playground(#{data, noise, n, train_ratio, features, hidden, activation, regularization, reg_rate, lr, batch_size, epochs, optimizer, seed, draw})", "The TensorFlow-Playground lab: trains a small net on a 2-D data set (circle, xor, gauss, spiral, plane, gaussians), redrawing the decision boundary as it learns; returns train/test loss and accuracy.", "playground(#{data: \"xor\", hidden: [4], epochs: 50})"),
+    ("playground_data", "playground_data(name, n, noise, seed)", "One of the Playground's data sets: points [n, 2] and labels (or values).", "let d = playground_data(\"spiral\", 400, 0.1, 0);"),
+    ("features", "features(points, names)", "The Playground's input features of points [n, 2]: x1, x2, x1^2, x2^2, x1x2, sin(x1), sin(x2).", "features(d.x, [\"x1\", \"x2\", \"x1x2\"])"),
+    ("sweep", "sweep(#{name: [values...], ...}, |settings| #{...results}) / sweep(..., #{csv: path})", "Runs the function for every combination of settings and shows the results as a table (and a CSV file).", "sweep(#{width: [4, 32]}, |s| #{acc: train_width(s.width)})"),
     // Notebook
     ("check", "check(condition, \"what this shows\")", "States a claim of the lesson; a failed check is reported and fails a non-interactive run.", "check(acc > 0.9, \"the model learned\");"),
     ("help", "help() / help(name)", "Lists the functions, or documents one.", "help(\"fit\")"),

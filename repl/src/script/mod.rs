@@ -6,6 +6,7 @@
 //! adds the script line. Every bound function is documented in [`help`].
 
 pub mod data;
+pub mod experiment;
 pub mod help;
 pub mod nn;
 pub mod plot;
@@ -55,6 +56,9 @@ pub struct Host {
     pub read_roots: Vec<PathBuf>,
     /// The directory scripts may write under (the current directory).
     pub write_root: PathBuf,
+    /// Lines taken by the animation frame on screen, which the next frame overwrites.
+    frame_lines: usize,
+    last_frame: Option<std::time::Instant>,
 }
 
 /// The host, shared by the closures bound into the engine.
@@ -75,15 +79,48 @@ impl Host {
             checks_passed: 0,
             read_roots: vec![canon(lessons_dir), canon(&cwd)],
             write_root: canon(&cwd),
+            frame_lines: 0,
+            last_frame: None,
         }
     }
 
-    /// Records an output, printing it if live.
+    /// Records an output, printing it if live. A figure replaces the animation frame on screen.
     pub fn emit(&mut self, out: Output) {
         if self.live {
+            if matches!(out, Output::Figure(_)) {
+                self.clear_frame();
+            }
             print!("{}", self.format(&out));
         }
+        self.frame_lines = 0;
         self.outputs.push(out);
+    }
+
+    /// One frame of an animation: drawn over the previous frame in an interactive terminal (at most
+    /// 30 a second), skipped otherwise, where only the final figure (shown with `emit`) appears.
+    pub fn frame(&mut self, fig: &Figure) {
+        if !(self.live && self.animate) {
+            return;
+        }
+        if let Some(t) = self.last_frame {
+            let gap = std::time::Duration::from_millis(33);
+            if t.elapsed() < gap {
+                std::thread::sleep(gap - t.elapsed());
+            }
+        }
+        self.clear_frame();
+        let text = term::render(fig, self.style);
+        print!("{text}");
+        let _ = std::io::Write::flush(&mut std::io::stdout());
+        self.frame_lines = text.lines().count();
+        self.last_frame = Some(std::time::Instant::now());
+    }
+
+    fn clear_frame(&mut self) {
+        if self.frame_lines > 0 {
+            print!("\x1b[{}A\x1b[J", self.frame_lines);
+            self.frame_lines = 0;
+        }
     }
 
     /// How an output looks in the terminal.
@@ -246,6 +283,7 @@ pub fn build_engine(host: SharedHost) -> Engine {
     nn::register(&mut e, host.clone());
     data::register(&mut e, host.clone());
     plot::register(&mut e, host.clone());
+    experiment::register(&mut e, host.clone());
     help::register(&mut e, host.clone());
     let h = host;
     e.register_fn("check", move |ok: bool, message: &str| {

@@ -196,12 +196,7 @@ fn run_fit(
         || format!("{} while training", loss.name()),
         |t| t.to_string(),
     );
-    let (live, animate) = {
-        let h = host.borrow();
-        (h.live, h.animate)
-    };
     let mut series: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-    let mut drawn_lines = 0usize;
     let mut observe = |ev: &Event| -> Control {
         if let Event::Epoch { logs, .. } = ev {
             for k in ["loss", "val_loss"] {
@@ -209,15 +204,9 @@ fn run_fit(
                     series.entry(k.to_string()).or_default().push(*v);
                 }
             }
-            if show && live && animate {
-                // Redraw the chart in place: move up over the previous frame and clear it.
-                let text =
-                    crate::render::term::render(&loss_chart(&series, &title), host.borrow().style);
-                if drawn_lines > 0 {
-                    print!("\x1b[{drawn_lines}A\x1b[J");
-                }
-                print!("{text}");
-                drawn_lines = text.lines().count();
+            if show {
+                // Redrawn in place in an interactive terminal; only the final chart otherwise.
+                host.borrow_mut().frame(&loss_chart(&series, &title));
             }
         }
         if interrupted() {
@@ -239,14 +228,8 @@ fn run_fit(
     drop(opt_ref);
     let history = result.map_err(err)?;
     if show && !series.is_empty() {
-        let fig = loss_chart(&series, &title);
-        let mut h = host.borrow_mut();
-        if animate && live {
-            // Already on screen: record it for the export without printing it again.
-            h.outputs.push(Output::Figure(fig));
-        } else {
-            h.emit(Output::Figure(fig));
-        }
+        host.borrow_mut()
+            .emit(Output::Figure(loss_chart(&series, &title)));
     }
     if history.interrupted {
         return fail("training interrupted by Ctrl-C (the weights keep what was learned so far)");
