@@ -86,6 +86,7 @@ fn heatmap_with_labels_and_overlay() {
         row_labels: vec!["a".into(), "b".into(), "c".into(), "d".into()],
         col_labels: vec!["a".into(), "b".into(), "c".into(), "d".into()],
         overlay: vec![(0.0, 1.0, 1)],
+        legend: vec![],
     };
     snapshot("heatmap", &render(&f, Style::plain()));
 }

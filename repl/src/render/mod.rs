@@ -51,6 +51,8 @@ pub enum Figure {
         row_labels: Vec<String>,
         col_labels: Vec<String>,
         overlay: Vec<(f64, f64, usize)>,
+        /// Names of the overlay classes, shown as a legend.
+        legend: Vec<String>,
     },
     /// Images in a grid.
     Images {

@@ -321,7 +321,8 @@ fn blocks(
                             RAMP[((t.clamp(0.0, 1.0) * (RAMP.len() - 1) as f64).round() as usize)
                                 .min(RAMP.len() - 1)] as char
                         }
-                        Err(k) => MARKERS[k % MARKERS.len()],
+                        // Digits: unlike the markers, none is a shade of the ramp.
+                        Err(k) => char::from_digit((k % 10) as u32, 10).unwrap_or('?'),
                     })
                     .collect(),
             );
@@ -339,6 +340,7 @@ fn heatmap(f: &Figure, s: Style) -> String {
         row_labels,
         col_labels,
         overlay,
+        legend: names,
     } = f
     else {
         return String::new();
@@ -401,6 +403,18 @@ fn heatmap(f: &Figure, s: Style) -> String {
         short(lo),
         short(hi)
     ));
+    if !names.is_empty() {
+        let items: Vec<String> = if s.color {
+            vec![legend(names, true)]
+        } else {
+            names
+                .iter()
+                .enumerate()
+                .map(|(k, n)| format!("{} {n}", k % 10))
+                .collect()
+        };
+        out.push_str(&format!("{:lw$} {}\n", "", items.join("   ")));
+    }
     out
 }
 

@@ -75,6 +75,7 @@ fn boundary(
         row_labels: Vec::new(),
         col_labels: Vec::new(),
         overlay,
+        legend: vec!["class 0".into(), "class 1".into()],
     })
 }
 

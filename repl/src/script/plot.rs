@@ -138,6 +138,7 @@ fn heatmap(t: &Tensor, o: &Map) -> RResult<Figure> {
         row_labels: names("row_labels"),
         col_labels: names("col_labels"),
         overlay,
+        legend: labels(o),
     })
 }
 
@@ -184,38 +185,46 @@ fn images(t: &Tensor, o: &Map) -> RResult<Figure> {
     })
 }
 
-/// Registers the plotting functions; each draws at once and is kept for the HTML export.
+/// Registers the plotting functions; each draws at once and is kept for the HTML export. With
+/// `animate: true` in the options a figure is a frame of an animation instead (see `Host::frame`):
+/// redrawn in place in an interactive terminal, skipped otherwise.
 pub fn register(e: &mut Engine, host: SharedHost) {
-    fn show(h: &SharedHost, f: RResult<Figure>) -> RResult<()> {
-        h.borrow_mut().emit(Output::Figure(f?));
+    fn show(h: &SharedHost, f: RResult<Figure>, o: &Map) -> RResult<()> {
+        let f = f?;
+        if o.get("animate")
+            .is_some_and(|v| v.as_bool().unwrap_or(false))
+        {
+            h.borrow_mut().frame(&f);
+        } else {
+            h.borrow_mut().emit(Output::Figure(f));
+        }
         Ok(())
     }
+    let none = Map::new();
+    let (h, n) = (host.clone(), none.clone());
+    e.register_fn("plot", move |d: Dynamic| show(&h, lines(&d, &n), &n));
     let h = host.clone();
-    e.register_fn("plot", move |d: Dynamic| show(&h, lines(&d, &Map::new())));
-    let h = host.clone();
-    e.register_fn("plot", move |d: Dynamic, o: Map| show(&h, lines(&d, &o)));
-    let h = host.clone();
+    e.register_fn("plot", move |d: Dynamic, o: Map| {
+        show(&h, lines(&d, &o), &o)
+    });
+    let (h, n) = (host.clone(), none.clone());
     e.register_fn("scatter", move |p: Tensor, c: Tensor| {
-        show(&h, scatter(&p, &c, &Map::new()))
+        show(&h, scatter(&p, &c, &n), &n)
     });
     let h = host.clone();
     e.register_fn("scatter", move |p: Tensor, c: Tensor, o: Map| {
-        show(&h, scatter(&p, &c, &o))
+        show(&h, scatter(&p, &c, &o), &o)
     });
-    let h = host.clone();
-    e.register_fn("heatmap", move |t: Tensor| {
-        show(&h, heatmap(&t, &Map::new()))
-    });
+    let (h, n) = (host.clone(), none.clone());
+    e.register_fn("heatmap", move |t: Tensor| show(&h, heatmap(&t, &n), &n));
     let h = host.clone();
     e.register_fn("heatmap", move |t: Tensor, o: Map| {
-        show(&h, heatmap(&t, &o))
+        show(&h, heatmap(&t, &o), &o)
     });
-    let h = host.clone();
-    e.register_fn("show_images", move |t: Tensor| {
-        show(&h, images(&t, &Map::new()))
-    });
+    let (h, n) = (host.clone(), none);
+    e.register_fn("show_images", move |t: Tensor| show(&h, images(&t, &n), &n));
     let h = host;
     e.register_fn("show_images", move |t: Tensor, o: Map| {
-        show(&h, images(&t, &o))
+        show(&h, images(&t, &o), &o)
     });
 }
