@@ -85,7 +85,7 @@ entries![
     ("mean", "x.mean() / x.mean(axis) / x.mean(axes, keepdim)", "Mean of all elements, or over axes.", "x.mean(0)"),
     ("max", "x.max() / x.max(axis) / x.max(axes, keepdim)", "Largest element, or over axes.", "x.max(1)"),
     ("min", "x.min() / x.min(axis) / x.min(axes, keepdim)", "Smallest element, or over axes.", "x.min()"),
-    ("var", "x.var() / x.var(axis) / x.var(axes, keepdim)", "Variance (divides by n - 1, as PyTorch).", "x.var(0)"),
+    ("variance", "x.variance() / x.variance(axis) / x.variance(axes, keepdim)", "Variance (divides by n - 1, as PyTorch's var; `var` is a reserved word in Rhai).", "x.variance(0)"),
     ("std", "x.std() / x.std(axis) / x.std(axes, keepdim)", "Standard deviation (n - 1).", "x.std()"),
     ("argmax", "x.argmax() / x.argmax(axis)", "Index of the largest element (of the flattened tensor, or along an axis).", "logits.argmax(1)"),
     ("argmin", "x.argmin(axis)", "Index of the smallest element along an axis.", "d.argmin(1)"),

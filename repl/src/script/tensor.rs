@@ -307,7 +307,7 @@ pub fn register(e: &mut Engine) {
         ("mean", Tensor::mean),
         ("max", Tensor::max),
         ("min", Tensor::min),
-        ("var", Tensor::var),
+        ("variance", Tensor::var),
         ("std", Tensor::std),
     ];
     for (name, f) in reductions {
@@ -333,12 +333,12 @@ pub fn register(e: &mut Engine) {
             },
         );
     }
-    for name in ["max", "min", "var", "std"] {
+    for name in ["max", "min", "variance", "std"] {
         e.register_fn(name, move |t: &mut Tensor| -> RResult<Tensor> {
             match name {
                 "max" => t.max_all(),
                 "min" => t.min_all(),
-                "var" => t.var(&[], false),
+                "variance" => t.var(&[], false),
                 _ => t.std(&[], false),
             }
             .map_err(err)
