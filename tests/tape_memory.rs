@@ -35,6 +35,9 @@ fn sgd(params: &[&Tensor], lr: f32) {
 
 #[test]
 fn a_thousand_training_steps_do_not_grow_memory() {
+    // Start the engine's worker threads first: their one-time allocations are not a leak.
+    engine::threads::pool().install(|| ());
+    std::thread::sleep(std::time::Duration::from_millis(50));
     let mut rng = Rng::seed(3);
     let x = Tensor::randn_with([32, 4], 0.0, 1.0, &mut rng);
     let y = x.sum(&[1], true).unwrap().tanh();

@@ -1,0 +1,516 @@
+//! Matrix multiplication `C = alpha·A·B + beta·C` on strided f32 matrices, written the BLIS way.
+//!
+//! ```text
+//! for jc in columns of C, NC at a time           (B block of KC×NC: stays in L3)
+//!   for pc in the inner dimension, KC at a time
+//!     pack B[pc.., jc..] into NR-wide panels
+//!     for ic in rows of C, MC at a time          (A block of MC×KC: stays in L2)
+//!       pack A[ic.., pc..] into MR-tall panels
+//!       for jr in NR panels, for ir in MR panels (one A panel + one B panel: in L1)
+//!         micro-kernel: C[ir.., jr..] (MR×NR, in registers) += A panel · B panel
+//! ```
+//!
+//! The micro-kernel is chosen once at run time from what the CPU supports (AVX-512F, then AVX2 with
+//! FMA, then a portable kernel), see [`Isa`]. Transposed operands are read through their strides
+//! during packing. When C has fewer columns than a kernel tile is wide (a classifier's 10 outputs),
+//! the transposed product Cᵀ = Bᵀ·Aᵀ is computed instead, which fills the tiles. Large products are
+//! split by rows of C across the engine's rayon pool.
+//!
+//! `matrixmultiply` stays as the test oracle ([`reference`]).
+
+mod micro;
+mod pack;
+
+use std::cell::Cell;
+use std::sync::OnceLock;
+
+use micro::{MicroKernel, Portable};
+use rayon::prelude::*;
+
+/// A read-only matrix view: `data[r * row_stride + c * col_stride]` is element `(r, c)`.
+#[derive(Clone, Copy, Debug)]
+pub struct MatRef<'a> {
+    pub data: &'a [f32],
+    pub rows: usize,
+    pub cols: usize,
+    pub row_stride: usize,
+    pub col_stride: usize,
+}
+
+impl<'a> MatRef<'a> {
+    /// A row-major matrix with no padding.
+    pub fn row_major(data: &'a [f32], rows: usize, cols: usize) -> MatRef<'a> {
+        MatRef {
+            data,
+            rows,
+            cols,
+            row_stride: cols,
+            col_stride: 1,
+        }
+    }
+
+    /// The transpose, as a view (strides swapped).
+    pub fn t(self) -> MatRef<'a> {
+        MatRef {
+            data: self.data,
+            rows: self.cols,
+            cols: self.rows,
+            row_stride: self.col_stride,
+            col_stride: self.row_stride,
+        }
+    }
+
+    fn reach(&self) -> usize {
+        reach(self.rows, self.cols, self.row_stride, self.col_stride)
+    }
+
+    fn rows_from(self, r0: usize, rows: usize) -> MatRef<'a> {
+        let start = r0 * self.row_stride;
+        MatRef {
+            data: &self.data[start.min(self.data.len())..],
+            rows,
+            ..self
+        }
+    }
+}
+
+/// A writable row-major matrix view with the given row stride.
+#[derive(Debug)]
+pub struct MatMut<'a> {
+    pub data: &'a mut [f32],
+    pub rows: usize,
+    pub cols: usize,
+    pub row_stride: usize,
+}
+
+impl<'a> MatMut<'a> {
+    /// A row-major matrix with no padding.
+    pub fn row_major(data: &'a mut [f32], rows: usize, cols: usize) -> MatMut<'a> {
+        MatMut {
+            data,
+            rows,
+            cols,
+            row_stride: cols,
+        }
+    }
+}
+
+/// One past the largest offset a `rows`×`cols` view with these strides touches (0 when empty).
+fn reach(rows: usize, cols: usize, rs: usize, cs: usize) -> usize {
+    if rows == 0 || cols == 0 {
+        0
+    } else {
+        (rows - 1) * rs + (cols - 1) * cs + 1
+    }
+}
+
+/// The instruction set a GEMM runs with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Isa {
+    /// 12×32 tiles in zmm registers.
+    Avx512,
+    /// 6×16 tiles in ymm registers.
+    Avx2Fma,
+    /// 4×8 tiles in plain Rust, vectorised by the compiler for the baseline target.
+    Portable,
+}
+
+impl Isa {
+    /// Whether this CPU can run the kernel.
+    pub fn supported(self) -> bool {
+        match self {
+            Isa::Portable => true,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => std::arch::is_x86_feature_detected!("avx512f"),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2Fma => {
+                std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => false,
+        }
+    }
+
+    /// The best kernel this CPU supports, detected once.
+    pub fn detected() -> Isa {
+        static BEST: OnceLock<Isa> = OnceLock::new();
+        *BEST.get_or_init(|| {
+            [Isa::Avx512, Isa::Avx2Fma]
+                .into_iter()
+                .find(|i| i.supported())
+                .unwrap_or(Isa::Portable)
+        })
+    }
+}
+
+thread_local! {
+    static FORCED: Cell<Option<Isa>> = const { Cell::new(None) };
+}
+
+/// Runs `f` with GEMMs on this thread forced to `isa` (for tests and benchmarks of each path).
+/// Returns `None`, without running `f`, when the CPU cannot run that kernel.
+pub fn with_isa<T>(isa: Isa, f: impl FnOnce() -> T) -> Option<T> {
+    if !isa.supported() {
+        return None;
+    }
+    let previous = FORCED.with(|c| c.replace(Some(isa)));
+    let out = f();
+    FORCED.with(|c| c.set(previous));
+    Some(out)
+}
+
+/// The kernel GEMMs on this thread use.
+pub fn current_isa() -> Isa {
+    FORCED.with(|c| c.get()).unwrap_or_else(Isa::detected)
+}
+
+/// Cache sizes in bytes (L1 data, L2), read from Linux's sysfs, with common defaults elsewhere.
+fn cache_sizes() -> (usize, usize) {
+    static SIZES: OnceLock<(usize, usize)> = OnceLock::new();
+    *SIZES.get_or_init(|| {
+        let read = |level: &str, kind: &str| -> Option<usize> {
+            (0..8).find_map(|i| {
+                let dir = format!("/sys/devices/system/cpu/cpu0/cache/index{i}");
+                let lv = std::fs::read_to_string(format!("{dir}/level")).ok()?;
+                let ty = std::fs::read_to_string(format!("{dir}/type")).ok()?;
+                if lv.trim() != level || ty.trim() != kind {
+                    return None;
+                }
+                let s = std::fs::read_to_string(format!("{dir}/size")).ok()?;
+                let s = s.trim();
+                let (num, mul) = if let Some(k) = s.strip_suffix('K') {
+                    (k, 1024)
+                } else if let Some(m) = s.strip_suffix('M') {
+                    (m, 1 << 20)
+                } else {
+                    (s, 1)
+                };
+                num.parse::<usize>().ok().map(|n| n * mul)
+            })
+        };
+        (
+            read("1", "Data").unwrap_or(32 << 10),
+            read("2", "Unified").unwrap_or(1 << 20),
+        )
+    })
+}
+
+/// Block sizes for kernel `K`:
+/// - `kc`: one A panel (MR×KC) and one B panel (KC×NR) fill about two thirds of L1, leaving room
+///   for the C tile's lines;
+/// - `mc`: the packed A block (MC×KC) fills about half of L2, the rest holding B panels in flight;
+/// - `nc`: the packed B block (KC×NC) is kept to a few MiB (it streams from L3 or memory).
+fn blocking<K: MicroKernel>() -> (usize, usize, usize) {
+    let (l1, l2) = cache_sizes();
+    let kc = ((l1 * 2 / 3) / (4 * (K::MR + K::NR))).clamp(64, 512) / 8 * 8;
+    let mc = ((l2 / 2) / (4 * kc)).clamp(K::MR, 1024) / K::MR * K::MR;
+    let nc = ((4 << 20) / (4 * kc)).clamp(K::NR, 8192) / K::NR * K::NR;
+    (mc, kc, nc)
+}
+
+/// A scratch buffer of floats whose start is aligned to a 64-byte cache line, so that
+/// the micro-kernel's full-width vector loads from packed panels never straddle two lines.
+struct Aligned {
+    buf: Vec<f32>,
+    start: usize,
+    len: usize,
+}
+
+impl Aligned {
+    const fn empty() -> Aligned {
+        Aligned {
+            buf: Vec::new(),
+            start: 0,
+            len: 0,
+        }
+    }
+
+    /// `len` floats, reusing the allocation when it is big enough. The contents are left as they
+    /// were: packing writes every element it later reads, padding included.
+    fn take(&mut self, len: usize) -> &mut [f32] {
+        if self.buf.len() < len + 16 {
+            self.buf = vec![0.0f32; (len + 16).next_power_of_two()];
+        }
+        self.start = (self.buf.as_ptr() as usize)
+            .next_multiple_of(64)
+            .wrapping_sub(self.buf.as_ptr() as usize)
+            / 4;
+        self.len = len;
+        &mut self.buf[self.start..self.start + len]
+    }
+}
+
+thread_local! {
+    /// Each thread's packing buffers for A and B, kept between calls so that small products do not
+    /// pay for an allocation.
+    static PACK: std::cell::RefCell<(Aligned, Aligned)> = const { std::cell::RefCell::new((Aligned::empty(), Aligned::empty())) };
+}
+
+/// The output as strides over a slice, so the transposed orientation can write Cᵀ.
+struct Out<'a> {
+    data: &'a mut [f32],
+    rs: usize,
+    cs: usize,
+}
+
+/// `c = alpha·a·b + beta·c` with kernel `K`, on one thread.
+fn gemm_serial<K: MicroKernel>(
+    alpha: f32,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    beta: f32,
+    c: &mut Out<'_>,
+) {
+    let (m, n) = (a.rows, b.cols);
+    let (mc, kc, nc) = blocking::<K>();
+    PACK.with(|cell| {
+        let mut bufs = cell.borrow_mut();
+        let (abuf, bbuf) = &mut *bufs;
+        let bpack = bbuf.take(kc * nc.min(n).div_ceil(K::NR) * K::NR);
+        let apack = abuf.take(mc.min(m).div_ceil(K::MR) * K::MR * kc);
+        gemm_blocks::<K>(alpha, &a, &b, beta, c, (mc, kc, nc), apack, bpack);
+    });
+}
+
+/// The loop nest of [`gemm_serial`], over buffers it was given.
+#[allow(clippy::too_many_arguments)]
+fn gemm_blocks<K: MicroKernel>(
+    alpha: f32,
+    a: &MatRef<'_>,
+    b: &MatRef<'_>,
+    beta: f32,
+    c: &mut Out<'_>,
+    (mc, kc, nc): (usize, usize, usize),
+    apack: &mut [f32],
+    bpack: &mut [f32],
+) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    let mut tile = [0.0f32; 12 * 32];
+    for jc in (0..n).step_by(nc) {
+        let nb = nc.min(n - jc);
+        for pc in (0..k).step_by(kc) {
+            let kb = kc.min(k - pc);
+            pack::pack_b(b, pc, jc, kb, nb, K::NR, bpack);
+            // The first pass over k applies beta; later passes accumulate.
+            let beta_here = if pc == 0 { beta } else { 1.0 };
+            for ic in (0..m).step_by(mc) {
+                let mb = mc.min(m - ic);
+                pack::pack_a(a, ic, pc, mb, kb, K::MR, apack);
+                for jr in (0..nb).step_by(K::NR) {
+                    let bp = &bpack[(jr / K::NR) * K::NR * kb..];
+                    for ir in (0..mb).step_by(K::MR) {
+                        let ap = &apack[(ir / K::MR) * K::MR * kb..];
+                        let (rows, cols) = (K::MR.min(mb - ir), K::NR.min(nb - jr));
+                        let (r0, c0) = (ic + ir, jc + jr);
+                        if rows == K::MR && cols == K::NR && c.cs == 1 {
+                            let at = r0 * c.rs + c0;
+                            debug_assert!(at + (K::MR - 1) * c.rs + K::NR <= c.data.len());
+                            // SAFETY: the panels hold kb·MR and kb·NR packed floats; the full tile
+                            // at (r0, c0) lies inside `c` (checked by `sgemm` and asserted above).
+                            unsafe {
+                                K::run(
+                                    kb,
+                                    alpha,
+                                    ap.as_ptr(),
+                                    bp.as_ptr(),
+                                    beta_here,
+                                    c.data.as_mut_ptr().add(at),
+                                    c.rs,
+                                )
+                            };
+                        } else {
+                            // An edge tile, or a strided output: compute into a scratch tile, then
+                            // copy the part that exists.
+                            // SAFETY: `tile` holds MR·NR ≤ 12·32 floats, written and not read (beta 0).
+                            unsafe {
+                                K::run(
+                                    kb,
+                                    alpha,
+                                    ap.as_ptr(),
+                                    bp.as_ptr(),
+                                    0.0,
+                                    tile.as_mut_ptr(),
+                                    K::NR,
+                                )
+                            };
+                            for i in 0..rows {
+                                for j in 0..cols {
+                                    let dst = &mut c.data[(r0 + i) * c.rs + (c0 + j) * c.cs];
+                                    let v = tile[i * K::NR + j];
+                                    *dst = if beta_here == 0.0 {
+                                        v
+                                    } else {
+                                        v + beta_here * *dst
+                                    };
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Picks the orientation: a product with fewer columns than a tile is wide but more rows is
+/// computed as Cᵀ = Bᵀ·Aᵀ, whose tiles are full.
+fn gemm_oriented<K: MicroKernel>(
+    alpha: f32,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    beta: f32,
+    c: MatMut<'_>,
+) {
+    let rs = c.row_stride;
+    if b.cols < K::NR && a.rows > b.cols {
+        gemm_serial::<K>(
+            alpha,
+            b.t(),
+            a.t(),
+            beta,
+            &mut Out {
+                data: c.data,
+                rs: 1,
+                cs: rs,
+            },
+        );
+    } else {
+        gemm_serial::<K>(
+            alpha,
+            a,
+            b,
+            beta,
+            &mut Out {
+                data: c.data,
+                rs,
+                cs: 1,
+            },
+        );
+    }
+}
+
+/// Splits the rows of C across the engine's threads when the product is large enough to pay for
+/// it: each thread multiplies its own rows of A by B (packing its own copy of B).
+fn gemm_parallel<K: MicroKernel>(
+    alpha: f32,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    beta: f32,
+    c: MatMut<'_>,
+) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    let flops = 2.0 * m as f64 * n as f64 * k as f64;
+    // Below ~8 MFLOP (tens of microseconds on one core) the split costs more than it saves; such
+    // products do not even touch the pool.
+    if flops < 8e6 || m < 2 * K::MR {
+        return gemm_oriented::<K>(alpha, a, b, beta, c);
+    }
+    let pool = crate::threads::pool();
+    let threads = pool.current_num_threads();
+    if threads < 2 {
+        return gemm_oriented::<K>(alpha, a, b, beta, c);
+    }
+    let rows_per = m.div_ceil(threads).div_ceil(K::MR) * K::MR;
+    let rs = c.row_stride;
+    let isa = current_isa();
+    pool.install(|| {
+        c.data
+            .par_chunks_mut(rows_per * rs)
+            .enumerate()
+            .for_each(|(t, chunk)| {
+                let r0 = t * rows_per;
+                if r0 >= m {
+                    return; // slack past the last row of C
+                }
+                let rows = rows_per.min(m - r0);
+                let sub = MatMut {
+                    data: chunk,
+                    rows,
+                    cols: n,
+                    row_stride: rs,
+                };
+                // Workers run the same kernel as the caller, even when a test forced one.
+                with_isa(isa, || {
+                    gemm_oriented::<K>(alpha, a.rows_from(r0, rows), b, beta, sub)
+                });
+            });
+    });
+}
+
+/// `c = alpha·a·b + beta·c`. When `beta == 0`, `c` is only written, never read (NaN in it is
+/// harmless).
+///
+/// # Panics
+/// If the shapes do not chain (`a.cols != b.rows`, or `c` is not `a.rows`×`b.cols`) or a view's
+/// strides reach outside its slice. Callers check shapes first and report errors themselves; a
+/// panic here is a bug in the engine.
+pub fn sgemm(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: MatMut<'_>) {
+    assert!(
+        a.cols == b.rows && c.rows == a.rows && c.cols == b.cols,
+        "sgemm: shapes do not chain"
+    );
+    assert!(
+        a.reach() <= a.data.len() && b.reach() <= b.data.len(),
+        "sgemm: operand strides reach outside the slice"
+    );
+    assert!(
+        c.row_stride >= c.cols && reach(c.rows, c.cols, c.row_stride, 1) <= c.data.len(),
+        "sgemm: output strides reach outside the slice"
+    );
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        for r in 0..m {
+            for v in &mut c.data[r * c.row_stride..r * c.row_stride + n] {
+                *v = if beta == 0.0 { 0.0 } else { beta * *v };
+            }
+        }
+        return;
+    }
+    match current_isa() {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => gemm_parallel::<micro::Avx512>(alpha, a, b, beta, c),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2Fma => gemm_parallel::<micro::Avx2Fma>(alpha, a, b, beta, c),
+        _ => gemm_parallel::<Portable>(alpha, a, b, beta, c),
+    }
+}
+
+/// The same product computed by the `matrixmultiply` crate: the oracle the tests compare against.
+pub fn reference(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: MatMut<'_>) {
+    assert!(
+        a.cols == b.rows && c.rows == a.rows && c.cols == b.cols,
+        "reference: shapes do not chain"
+    );
+    assert!(
+        a.reach() <= a.data.len()
+            && b.reach() <= b.data.len()
+            && reach(c.rows, c.cols, c.row_stride, 1) <= c.data.len()
+    );
+    if a.rows == 0 || b.cols == 0 {
+        return;
+    }
+    // SAFETY: the asserts guarantee every index the strides reach lies inside its slice; `c` is a
+    // unique borrow, so it does not alias the operands.
+    unsafe {
+        matrixmultiply::sgemm(
+            a.rows,
+            a.cols,
+            b.cols,
+            alpha,
+            a.data.as_ptr(),
+            a.row_stride as isize,
+            a.col_stride as isize,
+            b.data.as_ptr(),
+            b.row_stride as isize,
+            b.col_stride as isize,
+            beta,
+            c.data.as_mut_ptr(),
+            c.row_stride as isize,
+            1,
+        );
+    }
+}

@@ -1,0 +1,96 @@
+//! Packing: copying a block of A or B into the panel layout the micro-kernel streams through.
+//! Transposed and strided operands are handled here, by reading with their strides, so no
+//! operand is ever copied whole. Each case loops so that reads are contiguous (the writes land
+//! in a small panel that stays in L1). Panels at the edges are padded with zeros.
+
+use super::MatRef;
+
+/// Packs rows `r0..r0+mb` × columns `p0..p0+kb` of `a` into panels of `mr` rows: panel `t` holds,
+/// for each `p`, the `mr` values `a[r0 + t·mr + i][p0 + p]` contiguously.
+pub(crate) fn pack_a(
+    a: &MatRef<'_>,
+    r0: usize,
+    p0: usize,
+    mb: usize,
+    kb: usize,
+    mr: usize,
+    out: &mut [f32],
+) {
+    let panels = mb.div_ceil(mr);
+    debug_assert!(out.len() >= panels * mr * kb);
+    for t in 0..panels {
+        let rows = mr.min(mb - t * mr);
+        let panel = &mut out[t * mr * kb..(t + 1) * mr * kb];
+        if rows < mr {
+            panel.fill(0.0);
+        }
+        let first = r0 + t * mr;
+        if a.col_stride == 1 {
+            // Row-major A: read each row of the panel in one sweep.
+            for i in 0..rows {
+                let src = &a.data[(first + i) * a.row_stride + p0..][..kb];
+                for (dst, &v) in panel[i..].iter_mut().step_by(mr).zip(src) {
+                    *dst = v;
+                }
+            }
+        } else if a.row_stride == 1 {
+            // Column-major A (a transposed view): each k step is a contiguous run of rows.
+            for p in 0..kb {
+                let src = &a.data[(p0 + p) * a.col_stride + first..][..rows];
+                panel[p * mr..p * mr + rows].copy_from_slice(src);
+            }
+        } else {
+            for i in 0..rows {
+                for p in 0..kb {
+                    panel[p * mr + i] =
+                        a.data[(first + i) * a.row_stride + (p0 + p) * a.col_stride];
+                }
+            }
+        }
+    }
+}
+
+/// Packs rows `p0..p0+kb` × columns `c0..c0+nb` of `b` into panels of `nr` columns: panel `t`
+/// holds, for each `p`, the `nr` values `b[p0 + p][c0 + t·nr + j]` contiguously.
+pub(crate) fn pack_b(
+    b: &MatRef<'_>,
+    p0: usize,
+    c0: usize,
+    kb: usize,
+    nb: usize,
+    nr: usize,
+    out: &mut [f32],
+) {
+    let panels = nb.div_ceil(nr);
+    debug_assert!(out.len() >= panels * nr * kb);
+    for t in 0..panels {
+        let cols = nr.min(nb - t * nr);
+        let panel = &mut out[t * nr * kb..(t + 1) * nr * kb];
+        if cols < nr {
+            panel.fill(0.0);
+        }
+        let first = c0 + t * nr;
+        if b.col_stride == 1 {
+            // Row-major B: each k step is a contiguous run of columns.
+            for p in 0..kb {
+                let src = &b.data[(p0 + p) * b.row_stride + first..][..cols];
+                panel[p * nr..p * nr + cols].copy_from_slice(src);
+            }
+        } else if b.row_stride == 1 {
+            // Column-major B (a transposed view, e.g. a Linear layer's Wᵀ): read each column in one sweep.
+            for j in 0..cols {
+                let src = &b.data[(first + j) * b.col_stride + p0..][..kb];
+                for (dst, &v) in panel[j..].iter_mut().step_by(nr).zip(src) {
+                    *dst = v;
+                }
+            }
+        } else {
+            for p in 0..kb {
+                for j in 0..cols {
+                    panel[p * nr + j] =
+                        b.data[(p0 + p) * b.row_stride + (first + j) * b.col_stride];
+                }
+            }
+        }
+    }
+}
