@@ -61,28 +61,81 @@ impl Geometry {
         self.oh * self.ow
     }
 
-    /// The input position read by output (oy, ox) through kernel tap (ky, kx), if not padding.
-    #[inline]
-    fn source(&self, oy: usize, ox: usize, ky: usize, kx: usize) -> Option<(usize, usize)> {
-        let s = &self.spec;
-        let y = (oy * s.stride.0 + ky * s.dilation.0).checked_sub(s.padding.0)?;
-        let x = (ox * s.stride.1 + kx * s.dilation.1).checked_sub(s.padding.1)?;
-        (y < self.h && x < self.w).then_some((y, x))
+    /// Whether to run the whole batch as one GEMM: worth it for small layers (LeNet's), where a
+    /// GEMM per image would be dominated by per-call overhead; limited to column matrices of 8 MiB.
+    fn batched(&self) -> bool {
+        self.spec.groups == 1 && self.rows() * self.n * self.cols() <= 1 << 21
     }
 
-    /// Fills `cols` (`rows × cols`) from the group's channels of one image `img` (`[C, H, W]`).
-    fn im2col(&self, img: &[f32], group: usize, cols: &mut [f32]) {
-        let l = self.cols();
+    /// The column matrix of the whole batch, `[rows, N·L]`: image `n`'s columns at `n·L`.
+    fn im2col_batch(&self, x: &[f32]) -> Vec<f32> {
+        let (l, chw) = (self.cols(), self.c * self.h * self.w);
+        let wide = self.n * l;
+        let mut cols = vec![0.0; self.rows() * wide];
+        for ni in 0..self.n {
+            self.im2col(&x[ni * chw..][..chw], 0, &mut cols[ni * l..], wide);
+        }
+        cols
+    }
+
+    /// For kernel column `kx`: the range of output columns whose input column lies inside the image,
+    /// and the input column of output column 0 (which may be negative).
+    #[inline]
+    fn valid_cols(&self, kx: usize) -> (usize, usize, isize) {
+        let s = &self.spec;
+        let x0 = (kx * s.dilation.1) as isize - s.padding.1 as isize;
+        let sw = s.stride.1 as isize;
+        // ox is valid when 0 <= x0 + ox·sw < w.
+        let lo = if x0 >= 0 { 0 } else { ((-x0) + sw - 1) / sw } as usize;
+        let hi = if (self.w as isize) <= x0 {
+            0
+        } else {
+            ((self.w as isize - x0) + sw - 1) / sw
+        } as usize;
+        (lo.min(self.ow), hi.min(self.ow), x0)
+    }
+
+    /// The input row read by output row `oy` through kernel row `ky`, if not padding.
+    #[inline]
+    fn source_row(&self, oy: usize, ky: usize) -> Option<usize> {
+        let s = &self.spec;
+        (oy * s.stride.0 + ky * s.dilation.0)
+            .checked_sub(s.padding.0)
+            .filter(|&y| y < self.h)
+    }
+
+    /// Fills `cols` (`rows × cols`) from the group's channels of one image `img` (`[C, H, W]`),
+    /// copying whole runs of each output row (padding becomes zeros).
+    /// Row `r` of the column matrix is `cols[r·row_stride..][..L]` (the batched path lays several
+    /// images' columns side by side).
+    fn im2col(&self, img: &[f32], group: usize, cols: &mut [f32], row_stride: usize) {
+        let (l, sw) = (self.cols(), self.spec.stride.1);
         for ci in 0..self.cg() {
             let plane = &img[(group * self.cg() + ci) * self.h * self.w..][..self.h * self.w];
             for ky in 0..self.kh {
                 for kx in 0..self.kw {
-                    let row = &mut cols[((ci * self.kh + ky) * self.kw + kx) * l..][..l];
+                    let row = &mut cols[((ci * self.kh + ky) * self.kw + kx) * row_stride..][..l];
+                    let (lo, hi, x0) = self.valid_cols(kx);
                     for oy in 0..self.oh {
-                        for ox in 0..self.ow {
-                            row[oy * self.ow + ox] = self
-                                .source(oy, ox, ky, kx)
-                                .map_or(0.0, |(y, x)| plane[y * self.w + x]);
+                        let dst = &mut row[oy * self.ow..(oy + 1) * self.ow];
+                        let Some(y) = self.source_row(oy, ky) else {
+                            dst.fill(0.0);
+                            continue;
+                        };
+                        dst[..lo].fill(0.0);
+                        dst[hi.max(lo)..].fill(0.0);
+                        if lo < hi {
+                            let start = y * self.w + (x0 + (lo * sw) as isize) as usize;
+                            if sw == 1 {
+                                dst[lo..hi].copy_from_slice(&plane[start..start + (hi - lo)]);
+                            } else {
+                                for (d, &v) in dst[lo..hi]
+                                    .iter_mut()
+                                    .zip(plane[start..].iter().step_by(sw))
+                                {
+                                    *d = v;
+                                }
+                            }
                         }
                     }
                 }
@@ -91,18 +144,25 @@ impl Geometry {
     }
 
     /// Adds the column-matrix gradient back onto the image gradient (the adjoint of `im2col`).
-    fn col2im(&self, cols: &[f32], group: usize, img: &mut [f32]) {
-        let l = self.cols();
+    fn col2im(&self, cols: &[f32], group: usize, img: &mut [f32], row_stride: usize) {
+        let (l, sw) = (self.cols(), self.spec.stride.1);
         for ci in 0..self.cg() {
             let plane = &mut img[(group * self.cg() + ci) * self.h * self.w..][..self.h * self.w];
             for ky in 0..self.kh {
                 for kx in 0..self.kw {
-                    let row = &cols[((ci * self.kh + ky) * self.kw + kx) * l..][..l];
+                    let row = &cols[((ci * self.kh + ky) * self.kw + kx) * row_stride..][..l];
+                    let (lo, hi, x0) = self.valid_cols(kx);
+                    if lo >= hi {
+                        continue;
+                    }
                     for oy in 0..self.oh {
-                        for ox in 0..self.ow {
-                            if let Some((y, x)) = self.source(oy, ox, ky, kx) {
-                                plane[y * self.w + x] += row[oy * self.ow + ox];
-                            }
+                        let Some(y) = self.source_row(oy, ky) else {
+                            continue;
+                        };
+                        let src = &row[oy * self.ow + lo..oy * self.ow + hi];
+                        let start = y * self.w + (x0 + (lo * sw) as isize) as usize;
+                        for (d, &v) in plane[start..].iter_mut().step_by(sw).zip(src) {
+                            *d += v;
                         }
                     }
                 }
@@ -207,11 +267,31 @@ impl Tensor {
         let (xd, wd) = (self.data(), weight.data());
         let (rows, l, og) = (geo.rows(), geo.cols(), geo.og());
         let mut y = vec![0.0; geo.n * geo.o * l];
-        let mut cols = vec![0.0; rows * l];
-        for ni in 0..geo.n {
+        let batched = geo.batched();
+        if batched {
+            // One GEMM for the whole batch: W [O, rows] · cols [rows, N·L] = [O, N·L], then laid
+            // out as [N, O, L].
+            let wide = geo.n * l;
+            let cols = geo.im2col_batch(&xd);
+            let mut out = vec![0.0; geo.o * wide];
+            sgemm(
+                1.0,
+                MatRef::row_major(&wd, geo.o, rows),
+                MatRef::row_major(&cols, rows, wide),
+                0.0,
+                MatMut::row_major(&mut out, geo.o, wide),
+            );
+            for ni in 0..geo.n {
+                for o in 0..geo.o {
+                    y[(ni * geo.o + o) * l..][..l].copy_from_slice(&out[o * wide + ni * l..][..l]);
+                }
+            }
+        }
+        let mut cols = vec![0.0; if batched { 0 } else { rows * l }];
+        for ni in (0..geo.n).filter(|_| !batched) {
             let img = &xd[ni * geo.c * geo.h * geo.w..][..geo.c * geo.h * geo.w];
             for gi in 0..s.groups {
-                geo.im2col(img, gi, &mut cols);
+                geo.im2col(img, gi, &mut cols, l);
                 let wg = MatRef::row_major(&wd[gi * og * rows..][..og * rows], og, rows);
                 let out = &mut y[(ni * geo.o + gi * og) * l..][..og * l];
                 sgemm(
@@ -243,8 +323,44 @@ impl Tensor {
                     let g = g.data();
                     let mut gx = needs[0].then(|| vec![0.0; sx.numel()]);
                     let mut gw = needs[1].then(|| vec![0.0; sw.numel()]);
-                    let mut cols = vec![0.0; rows * l];
-                    for ni in 0..geo.n {
+                    if geo.batched() {
+                        // G as [O, N·L]; dW = G·colsᵀ and dcols = Wᵀ·G in one GEMM each.
+                        let wide = geo.n * l;
+                        let mut gall = vec![0.0; geo.o * wide];
+                        for ni in 0..geo.n {
+                            for o in 0..geo.o {
+                                gall[o * wide + ni * l..][..l]
+                                    .copy_from_slice(&g[(ni * geo.o + o) * l..][..l]);
+                            }
+                        }
+                        let gm = MatRef::row_major(&gall, geo.o, wide);
+                        if let Some(gw) = gw.as_mut() {
+                            let cols = geo.im2col_batch(&xd);
+                            sgemm(
+                                1.0,
+                                gm,
+                                MatRef::row_major(&cols, rows, wide).t(),
+                                0.0,
+                                MatMut::row_major(gw, geo.o, rows),
+                            );
+                        }
+                        if let Some(gx) = gx.as_mut() {
+                            let mut dcols = vec![0.0; rows * wide];
+                            sgemm(
+                                1.0,
+                                MatRef::row_major(&wd, geo.o, rows).t(),
+                                gm,
+                                0.0,
+                                MatMut::row_major(&mut dcols, rows, wide),
+                            );
+                            let chw = geo.c * geo.h * geo.w;
+                            for ni in 0..geo.n {
+                                geo.col2im(&dcols[ni * l..], 0, &mut gx[ni * chw..][..chw], wide);
+                            }
+                        }
+                    }
+                    let mut cols = vec![0.0; if geo.batched() { 0 } else { rows * l }];
+                    for ni in (0..geo.n).filter(|_| !geo.batched()) {
                         let img = &xd[ni * geo.c * geo.h * geo.w..][..geo.c * geo.h * geo.w];
                         for gi in 0..geo.spec.groups {
                             let gout = MatRef::row_major(
@@ -254,7 +370,7 @@ impl Tensor {
                             );
                             if let Some(gw) = gw.as_mut() {
                                 // dW_g += G·colsᵀ
-                                geo.im2col(img, gi, &mut cols);
+                                geo.im2col(img, gi, &mut cols, l);
                                 let dst = MatMut::row_major(
                                     &mut gw[gi * og * rows..][..og * rows],
                                     og,
@@ -277,6 +393,7 @@ impl Tensor {
                                     &cols,
                                     gi,
                                     &mut gx[ni * geo.c * geo.h * geo.w..][..geo.c * geo.h * geo.w],
+                                    l,
                                 );
                             }
                         }

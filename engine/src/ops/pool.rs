@@ -63,7 +63,58 @@ impl Tensor {
         let x = self.data();
         let mut y = Vec::with_capacity(planes * oh * ow);
         let mut argmax = Vec::with_capacity(planes * oh * ow);
-        for pl in 0..planes {
+        if p.padding == (0, 0) {
+            // Every tap is inside the image: index directly, and pick the maximum with selects
+            // rather than branches (random data would mispredict every other comparison). NaN
+            // wins, as in PyTorch.
+            y.resize(planes * oh * ow, 0.0);
+            argmax.resize(planes * oh * ow, 0);
+            let two_by_two = p.kernel == (2, 2) && p.stride == (2, 2);
+            for pl in 0..planes {
+                let plane = &x[pl * h * w..][..h * w];
+                let (yo, ao) = (
+                    &mut y[pl * oh * ow..][..oh * ow],
+                    &mut argmax[pl * oh * ow..][..oh * ow],
+                );
+                if two_by_two {
+                    // The usual window, with fixed bounds so the compiler emits selects, not branches.
+                    for oy in 0..oh {
+                        for ox in 0..ow {
+                            let i0 = 2 * oy * w + 2 * ox;
+                            let mut at = i0;
+                            let mut best = plane[i0];
+                            for i in [i0 + 1, i0 + w, i0 + w + 1] {
+                                let v = plane[i];
+                                let take = (v > best) | (v.is_nan() & !best.is_nan());
+                                best = if take { v } else { best };
+                                at = if take { i } else { at };
+                            }
+                            yo[oy * ow + ox] = best;
+                            ao[oy * ow + ox] = pl * h * w + at;
+                        }
+                    }
+                    continue;
+                }
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let (y0, x0) = (oy * p.stride.0, ox * p.stride.1);
+                        let mut at = y0 * w + x0;
+                        let mut best = plane[at];
+                        for ky in 0..p.kernel.0 {
+                            let base = (y0 + ky) * w + x0;
+                            for (kx, &v) in plane[base..base + p.kernel.1].iter().enumerate() {
+                                let take = (v > best) | (v.is_nan() & !best.is_nan());
+                                best = if take { v } else { best };
+                                at = if take { base + kx } else { at };
+                            }
+                        }
+                        yo[oy * ow + ox] = best;
+                        ao[oy * ow + ox] = pl * h * w + at;
+                    }
+                }
+            }
+        }
+        for pl in (0..planes).filter(|_| p.padding != (0, 0)) {
             let plane = &x[pl * h * w..][..h * w];
             for oy in 0..oh {
                 for ox in 0..ow {
