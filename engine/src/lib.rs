@@ -20,6 +20,7 @@ pub mod optim;
 pub mod tensor;
 pub mod threads;
 pub mod train;
+pub mod workloads;
 
 pub use autodiff::{is_grad_enabled, no_grad, set_grad_enabled};
 pub use error::{Error, Result};

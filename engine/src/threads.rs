@@ -3,11 +3,13 @@
 //! rayon's workers sleep when idle rather than spin, so a busy machine slows the engine down
 //! gracefully instead of stalling it.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 
 use crate::error::{Error, Result};
 
 static POOL: OnceLock<RwLock<Arc<rayon::ThreadPool>>> = OnceLock::new();
+static FLUSH_DENORMAL: AtomicBool = AtomicBool::new(false);
 
 fn default_threads() -> usize {
     std::env::var("GRADBOOK_THREADS")
@@ -21,6 +23,11 @@ fn build(n: usize) -> Result<Arc<rayon::ThreadPool>> {
     rayon::ThreadPoolBuilder::new()
         .num_threads(n)
         .thread_name(|i| format!("gradbook-{i}"))
+        .start_handler(|_| {
+            crate::kernels::fp::set_flush_denormal_on_this_thread(
+                FLUSH_DENORMAL.load(Ordering::Relaxed),
+            )
+        })
         .build()
         .map(Arc::new)
         .map_err(|e| Error::new("threads", format!("cannot start {n} worker threads: {e}")))
@@ -54,4 +61,14 @@ pub fn set_num_threads(n: usize) -> Result<()> {
     let lock = POOL.get_or_init(|| RwLock::new(new.clone()));
     *lock.write().unwrap_or_else(|e| e.into_inner()) = new;
     Ok(())
+}
+
+/// Treats denormal numbers (below 1.2e-38) as zero on the calling thread and in the engine's
+/// workers, as `torch.set_flush_denormal` does: much faster when training produces them (see
+/// `kernels::fp`), at the cost of rounding those tiny values to zero. The notebook and the
+/// benchmarks turn it on.
+pub fn set_flush_denormal(on: bool) {
+    FLUSH_DENORMAL.store(on, Ordering::Relaxed);
+    crate::kernels::fp::set_flush_denormal_on_this_thread(on);
+    pool().broadcast(|_| crate::kernels::fp::set_flush_denormal_on_this_thread(on));
 }

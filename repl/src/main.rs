@@ -15,6 +15,11 @@ use notebook::render::term::Style;
 use notebook::session::Session;
 use notebook::{lesson, repl, runner, script};
 
+// Training allocates and frees many large buffers per step; glibc's malloc keeps handing them back
+// to the kernel and faulting them in again. mimalloc reuses them.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const USAGE: &str = "usage: gradbook [LESSON.rhai] | --no-pause LESSON.rhai [--export FILE.html] | --run-all [DIR] [--max-operations N]";
 
 /// Where the lessons are: `$GRADBOOK_TUTORIALS`, `./tutorials`, or the source tree's.
@@ -115,6 +120,8 @@ fn main() -> ExitCode {
     // prompt the line editor handles it. If the handler cannot be installed, Ctrl-C simply ends
     // the program as usual.
     let _ = ctrlc::set_handler(|| script::INTERRUPT.store(true, Ordering::Relaxed));
+    // Denormals slow training down several times and matter to no lesson (see engine::kernels::fp).
+    engine::threads::set_flush_denormal(true);
     let args: Vec<String> = std::env::args().skip(1).collect();
     let style = Style::detect();
     let value_of = |flag: &str| {
