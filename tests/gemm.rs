@@ -145,12 +145,15 @@ fn large_blocked_and_parallel_products() {
     let mut rng = Rng::seed(5);
     for isa in [Isa::Portable, Isa::Avx2Fma, Isa::Avx512] {
         let _ = with_isa(isa, || {
+            // (64, 576, 1024) and (30, 300, 2000) are wide: split by columns across threads.
             for (m, k, n) in [
                 (300, 700, 130),
                 (128, 256, 10),
                 (97, 513, 65),
                 (4096, 16, 9),
                 (10, 1000, 300),
+                (64, 576, 1024),
+                (30, 300, 2000),
             ] {
                 check(m, k, n, isa, &mut rng);
             }

@@ -390,8 +390,11 @@ fn gemm_oriented<K: MicroKernel>(
     }
 }
 
-/// Splits the rows of C across the engine's threads when the product is large enough to pay for
-/// it: each thread multiplies its own rows of A by B (packing its own copy of B).
+/// Splits a product that is large enough to pay for it across the engine's threads. A product at
+/// least as wide as it is tall is split by columns: each thread multiplies all of A by its own
+/// columns of B (so B, usually the larger operand, is packed once in total) into a private block,
+/// and the blocks are then copied into C by rows in parallel. A tall product is split by rows of C,
+/// each thread packing its own copy of B.
 fn gemm_parallel<K: MicroKernel>(
     alpha: f32,
     a: MatRef<'_>,
@@ -403,7 +406,7 @@ fn gemm_parallel<K: MicroKernel>(
     let flops = 2.0 * m as f64 * n as f64 * k as f64;
     // Below ~8 MFLOP (tens of microseconds on one core) the split costs more than it saves; such
     // products do not even touch the pool.
-    if flops < 8e6 || m < 2 * K::MR {
+    if flops < 8e6 || (m < 2 * K::MR && n < 2 * K::NR) {
         return gemm_oriented::<K>(alpha, a, b, beta, c);
     }
     let pool = crate::threads::pool();
@@ -411,9 +414,55 @@ fn gemm_parallel<K: MicroKernel>(
     if threads < 2 {
         return gemm_oriented::<K>(alpha, a, b, beta, c);
     }
-    let rows_per = m.div_ceil(threads).div_ceil(K::MR) * K::MR;
-    let rs = c.row_stride;
     let isa = current_isa();
+    let rs = c.row_stride;
+    if n >= m && n >= 2 * K::NR {
+        let cols_per = n.div_ceil(threads).div_ceil(K::NR) * K::NR;
+        let parts: Vec<(usize, usize)> = (0..n)
+            .step_by(cols_per)
+            .map(|j0| (j0, cols_per.min(n - j0)))
+            .collect();
+        // Each part: A · B[:, j0..j0+w] into a private m×w block (workers run the caller's kernel).
+        let blocks: Vec<Vec<f32>> = pool.install(|| {
+            parts
+                .par_iter()
+                .map(|&(j0, w)| {
+                    let mut block = vec![0.0f32; m * w];
+                    let bj = MatRef {
+                        data: &b.data[(j0 * b.col_stride).min(b.data.len())..],
+                        rows: k,
+                        cols: w,
+                        ..b
+                    };
+                    with_isa(isa, || {
+                        gemm_oriented::<K>(alpha, a, bj, 0.0, MatMut::row_major(&mut block, m, w))
+                    });
+                    block
+                })
+                .collect()
+        });
+        pool.install(|| {
+            c.data
+                .par_chunks_mut(rs)
+                .take(m)
+                .enumerate()
+                .for_each(|(i, row)| {
+                    for (&(j0, w), block) in parts.iter().zip(&blocks) {
+                        let src = &block[i * w..(i + 1) * w];
+                        let dst = &mut row[j0..j0 + w];
+                        if beta == 0.0 {
+                            dst.copy_from_slice(src);
+                        } else {
+                            dst.iter_mut()
+                                .zip(src)
+                                .for_each(|(d, &v)| *d = v + beta * *d);
+                        }
+                    }
+                });
+        });
+        return;
+    }
+    let rows_per = m.div_ceil(threads).div_ceil(K::MR) * K::MR;
     pool.install(|| {
         c.data
             .par_chunks_mut(rows_per * rs)
