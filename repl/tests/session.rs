@@ -110,6 +110,28 @@ fn the_sandbox_keeps_scripts_in_their_folders() {
 }
 
 #[test]
+fn a_tensor_too_big_for_memory_is_refused_and_the_session_goes_on() {
+    let mut s = session("// %%\n1\n");
+    let e = s
+        .run_user("let big = zeros([100000, 100000]);")
+        .error
+        .unwrap();
+    assert!(
+        e.contains("would need 37.3 GiB, more than the memory cap"),
+        "{e}"
+    );
+    let e = s
+        .run_user("ones([100000, 1]).matmul(ones([1, 100000]))")
+        .error
+        .unwrap();
+    assert!(
+        e.contains("matmul: a result of shape [100000, 100000] would need 37.3 GiB"),
+        "{e}"
+    );
+    assert_eq!(s.run_user("1 + 1").value.as_deref(), Some("2"));
+}
+
+#[test]
 fn an_operation_limit_stops_an_endless_loop() {
     let mut s = session("// %%\nlet n = 0;\nloop { n += 1; }\n");
     s.max_operations = 100_000;

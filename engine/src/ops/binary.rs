@@ -61,6 +61,7 @@ impl Tensor {
         df: impl Fn(f32, f32, f32, f32) -> (f32, f32) + Send + 'static,
     ) -> Result<Tensor> {
         let out = broadcast_shapes(op, self.shape(), rhs.shape())?;
+        crate::tensor::budget::check(op, out.dims())?;
         let (a, b) = (self.data(), rhs.data());
         let y = Buffer::new(broadcast_map(&a, self.shape(), &b, rhs.shape(), &out, f));
         let (sa, sb) = (self.shape().clone(), rhs.shape().clone());
@@ -110,6 +111,7 @@ impl Tensor {
     /// saved values and no elementwise pass when nothing was broadcast.
     fn linear_op(&self, op: &'static str, rhs: &Tensor, sign: f32) -> Result<Tensor> {
         let out = broadcast_shapes(op, self.shape(), rhs.shape())?;
+        crate::tensor::budget::check(op, out.dims())?;
         let y = {
             let (a, b) = (self.data(), rhs.data());
             if sign > 0.0 {

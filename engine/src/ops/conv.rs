@@ -252,6 +252,8 @@ impl Tensor {
                 );
             }
         }
+        crate::tensor::budget::check("conv2d", &[x[0], wt[0], oh, ow])?;
+        crate::tensor::budget::check("conv2d", &[wt[1] * wt[2] * wt[3], oh * ow])?;
         let geo = Geometry {
             n: x[0],
             c: x[1],

@@ -86,6 +86,9 @@ impl Tensor {
                     ),
                 )
             })?;
+        let mut out_dims: Vec<usize> = batch.dims().to_vec();
+        out_dims.extend([m, n]);
+        crate::tensor::budget::check("matmul", &out_dims)?;
         let (asrc, bsrc) = (
             batch_sources(abatch, batch.dims()),
             batch_sources(bbatch, batch.dims()),
@@ -186,6 +189,7 @@ impl Tensor {
             }
         }
         let m = self.numel() / k.max(1);
+        crate::tensor::budget::check("linear", &[m, out_f])?;
         let (x, w) = (self.data(), weight.data());
         let mut y = vec![0.0; m * out_f];
         if let Some(b) = bias {

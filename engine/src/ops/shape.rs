@@ -253,6 +253,7 @@ impl Tensor {
         }
         let mut dims: Dims = self.dims().iter().copied().collect();
         dims[a] = indices.len();
+        crate::tensor::budget::check("index_select", &dims)?;
         let x = self.data();
         let mut y = Vec::with_capacity(outer * indices.len() * inner);
         for o in 0..outer {
@@ -374,6 +375,7 @@ impl Tensor {
         let total: usize = extents.iter().sum();
         let mut dims: Dims = first.dims().iter().copied().collect();
         dims[a] = total;
+        crate::tensor::budget::check("concat", &dims)?;
         let datas: Vec<Buffer> = tensors.iter().map(|t| t.data()).collect();
         let mut y = Vec::with_capacity(outer * total * inner);
         for o in 0..outer {
@@ -438,6 +440,7 @@ impl Tensor {
         if self.shape() == shape {
             return Ok(self.clone());
         }
+        crate::tensor::budget::check("broadcast_to", shape.dims())?;
         let y = expand(&self.data(), self.shape(), shape);
         let in_shape = self.shape().clone();
         Ok(record(

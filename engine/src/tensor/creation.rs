@@ -70,6 +70,7 @@ impl Tensor {
             );
         }
         let n = ((end - start) / step).ceil().max(0.0) as usize;
+        super::budget::check("arange", &[n])?;
         let data: Vec<f32> = (0..n).map(|i| start + step * i as f32).collect();
         Ok(Tensor::from_data(data, Shape::new(&[n])))
     }

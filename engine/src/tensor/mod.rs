@@ -17,6 +17,7 @@
 //! the stack), walks them from the output back to the leaves, and frees each node's inputs and saved
 //! values as it goes. There is no global tape and no global lock: each thread records its own graphs.
 
+pub mod budget;
 pub mod creation;
 pub mod display;
 pub mod rng;

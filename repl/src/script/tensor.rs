@@ -63,8 +63,11 @@ pub fn to_array(t: &Tensor) -> Dynamic {
     build(&t.data(), t.dims())
 }
 
+/// A shape typed in a script, refused if a tensor of that shape would exceed the memory cap.
 fn shape_of(a: &Array) -> RResult<Shape> {
-    Ok(Shape::new(&usizes(a, "shape")?))
+    let dims = usizes(a, "shape")?;
+    engine::tensor::budget::check("tensor", &dims).map_err(err)?;
+    Ok(Shape::new(&dims))
 }
 
 fn index(t: &Tensor, i: INT) -> RResult<Tensor> {
@@ -109,7 +112,11 @@ pub fn register(e: &mut Engine) {
     e.register_fn("randn", |s: Array| -> RResult<Tensor> {
         Ok(Tensor::randn(shape_of(&s)?))
     });
-    e.register_fn("eye", |n: INT| Tensor::eye(n.max(0) as usize));
+    e.register_fn("eye", |n: INT| -> RResult<Tensor> {
+        let n = n.max(0) as usize;
+        engine::tensor::budget::check("eye", &[n, n]).map_err(err)?;
+        Ok(Tensor::eye(n))
+    });
     e.register_fn("arange", |a: Dynamic, b: Dynamic| -> RResult<Tensor> {
         Tensor::arange(num(&a, "arange")? as f32, num(&b, "arange")? as f32, 1.0).map_err(err)
     });
@@ -127,6 +134,7 @@ pub fn register(e: &mut Engine) {
     e.register_fn(
         "linspace",
         |a: Dynamic, b: Dynamic, n: INT| -> RResult<Tensor> {
+            engine::tensor::budget::check("linspace", &[n.max(0) as usize]).map_err(err)?;
             Ok(Tensor::linspace(
                 num(&a, "linspace")? as f32,
                 num(&b, "linspace")? as f32,
