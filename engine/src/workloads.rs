@@ -3,6 +3,7 @@
 //! one step (forward + backward + optimizer update, or a forward pass), built with the same shapes
 //! and optimizers as `benches/pytorch/torch_workloads.py`.
 
+use crate::data::Dataset;
 use crate::error::{bail, Result};
 use crate::nn::loss::{self, Reduction};
 use crate::nn::{
@@ -11,6 +12,7 @@ use crate::nn::{
 };
 use crate::ops::pool::PoolSpec;
 use crate::optim::{Algorithm, Optimizer};
+use crate::train::Loss;
 use crate::{manual_seed, no_grad, Tensor};
 
 /// One benchmarkable step and what it processes.
@@ -81,6 +83,30 @@ fn train(
         let l = loss(&model.forward(&x).expect("fixed shapes")).expect("fixed shapes");
         l.backward().expect("a scalar loss");
         opt.step().expect("fixed shapes");
+    })
+}
+
+/// A training step through `train::step`, split into one data-parallel shard per engine thread:
+/// small models use every core this way, where splitting each small GEMM would not pay.
+fn train_sharded(
+    model: impl Module + 'static,
+    mut opt: Optimizer,
+    batch: Dataset,
+    loss: Loss,
+) -> Box<dyn FnMut()> {
+    let mut n = 0;
+    Box::new(move || {
+        n += 1;
+        crate::train::step(
+            &model,
+            &mut opt,
+            &loss,
+            &batch,
+            crate::threads::num_threads(),
+            0,
+            n,
+        )
+        .expect("fixed shapes");
     })
 }
 
@@ -192,9 +218,7 @@ pub fn build(name: &str) -> Result<Workload> {
             Workload {
                 items: 128,
                 flops: Some(flops),
-                step: train(m, opt, x, move |o| {
-                    loss::cross_entropy(o, &y, Reduction::Mean)
-                }),
+                step: train_sharded(m, opt, Dataset::new(x, y)?, Loss::CrossEntropy),
             }
         }
         "lenet" | "lenet_infer" => {
@@ -202,9 +226,7 @@ pub fn build(name: &str) -> Result<Workload> {
             let (x, y) = (Tensor::randn([64, 1, 28, 28]), labels(64, 10));
             let step = if name == "lenet" {
                 let opt = Optimizer::sgd(m.named_parameters(), 0.01, 0.9)?;
-                train(m, opt, x, move |o| {
-                    loss::cross_entropy(o, &y, Reduction::Mean)
-                })
+                train_sharded(m, opt, Dataset::new(x, y)?, Loss::CrossEntropy)
             } else {
                 infer(m, x)
             };
@@ -250,7 +272,7 @@ pub fn build(name: &str) -> Result<Workload> {
             Workload {
                 items: 64,
                 flops: None,
-                step: train(m, opt, x, move |o| loss::mse(o, &target, Reduction::Mean)),
+                step: train_sharded(m, opt, Dataset::new(x, target)?, Loss::Mse),
             }
         }
         "gan" => {

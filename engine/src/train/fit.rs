@@ -430,6 +430,27 @@ fn train_step(
     Ok((total, out))
 }
 
+/// One optimisation step on `batch` — the step `fit` takes — split into `shards` data-parallel
+/// shards (each on its own tape on a rayon worker, gradients summed in shard order; 0 = one per
+/// engine thread). `seed` and `step` fix the random draws (dropout). Returns the loss.
+pub fn step(
+    model: &dyn Module,
+    opt: &mut Optimizer,
+    loss: &Loss,
+    batch: &Dataset,
+    shards: usize,
+    seed: u64,
+    step: usize,
+) -> Result<f64> {
+    let params = opt.params().to_vec();
+    let cfg = FitConfig {
+        shards,
+        seed,
+        ..Default::default()
+    };
+    Ok(train_step(model, opt, loss, batch, &cfg, 0, step, &params)?.0)
+}
+
 /// Trains `model` on `train` with `opt` and `loss`, validating on `val` after each epoch, and
 /// reports progress to `observe`. Returns the history of every logged value. The model is left in
 /// evaluation mode.

@@ -6,6 +6,8 @@ pub mod fit;
 pub mod metrics;
 pub mod progress;
 
-pub use fit::{evaluate, fit, predict, Control, EarlyStopping, Event, FitConfig, History, Loss};
+pub use fit::{
+    evaluate, fit, predict, step, Control, EarlyStopping, Event, FitConfig, History, Loss,
+};
 pub use metrics::Metric;
 pub use progress::ProgressBar;

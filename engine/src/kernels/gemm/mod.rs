@@ -409,6 +409,11 @@ fn gemm_parallel<K: MicroKernel>(
     if flops < 8e6 || (m < 2 * K::MR && n < 2 * K::NR) {
         return gemm_oriented::<K>(alpha, a, b, beta, c);
     }
+    // Called from a worker of a pool (a data-parallel shard, say), the threads are already busy:
+    // splitting again would only add packing and merging.
+    if rayon::current_thread_index().is_some() {
+        return gemm_oriented::<K>(alpha, a, b, beta, c);
+    }
     let pool = crate::threads::pool();
     let threads = pool.current_num_threads();
     if threads < 2 {
