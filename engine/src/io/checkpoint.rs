@@ -18,6 +18,8 @@ use crate::tensor::Tensor;
 /// The value of the `format` metadata key in files gradbook writes.
 pub const FORMAT: &str = "gradbook-checkpoint/1";
 const OPTIMIZER_PREFIX: &str = "optimizer.";
+/// The header metadata key under which gradbook stores its metadata (a JSON object of strings).
+const METADATA_KEY: &str = "gradbook";
 
 /// PyTorch stores this batch-norm counter as int64; so do we, so that `load_state_dict` in
 /// PyTorch gets the dtype it expects.
@@ -64,10 +66,11 @@ pub fn to_bytes(
         .map(|(n, d, s, b)| TensorView::new(*d, s.clone(), b).map(|v| (n.clone(), v)))
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|e| Error::new("save_checkpoint", format!("cannot describe a tensor: {e}")))?;
-    let meta: HashMap<String, String> = metadata
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    // safetensors takes the header metadata as a HashMap, whose order is random per instance; one
+    // entry holding a key-sorted JSON object makes the file's bytes reproducible.
+    let sorted = serde_json::to_string(metadata)
+        .map_err(|e| Error::new("save_checkpoint", format!("cannot encode metadata: {e}")))?;
+    let meta: HashMap<String, String> = HashMap::from([(METADATA_KEY.to_string(), sorted)]);
     safetensors::serialize(views, Some(meta))
         .map_err(|e| Error::new("save_checkpoint", format!("cannot serialise: {e}")))
 }
@@ -80,12 +83,22 @@ pub fn from_bytes(bytes: &[u8], source: &str) -> Result<Contents> {
     };
     let st = SafeTensors::deserialize(bytes).map_err(explain)?;
     let (_, header) = SafeTensors::read_metadata(bytes).map_err(explain)?;
-    let metadata: BTreeMap<String, String> = header
+    let mut metadata: BTreeMap<String, String> = header
         .metadata()
         .clone()
         .unwrap_or_default()
         .into_iter()
         .collect();
+    // gradbook's own metadata is one JSON object under METADATA_KEY; other writers' keys stay as they are.
+    if let Some(packed) = metadata.remove(METADATA_KEY) {
+        let inner: BTreeMap<String, String> = serde_json::from_str(&packed).map_err(|e| {
+            Error::new(
+                "load_checkpoint",
+                format!("{source}: unreadable gradbook metadata: {e}"),
+            )
+        })?;
+        metadata.extend(inner);
+    }
     let mut tensors = Vec::new();
     for (name, view) in st.tensors() {
         let shape = view.shape().to_vec();

@@ -5,8 +5,6 @@
 //! than borrowed from a crate whose streams may change between releases, and the normal draws use
 //! Box–Muller with `libm`'s pure-Rust `log`/`cos`/`sin`, not the platform's maths library.
 
-use std::sync::Mutex;
-
 /// A xoshiro256++ generator. Cheap to copy a seed into; not cryptographic.
 #[derive(Clone, Debug)]
 pub struct Rng {
@@ -103,19 +101,22 @@ impl Rng {
     }
 }
 
-/// The generator behind `Tensor::rand`/`randn` when no generator is passed; seeded with 0 until
-/// [`manual_seed`] is called.
-static DEFAULT: Mutex<Option<Rng>> = Mutex::new(None);
-
-/// Reseeds the default generator, as `torch.manual_seed` does.
-pub fn manual_seed(seed: u64) {
-    *DEFAULT.lock().unwrap_or_else(|e| e.into_inner()) = Some(Rng::seed(seed));
+thread_local! {
+    /// The generator behind `Tensor::rand`/`randn` and layer initialisation when none is passed;
+    /// seeded with 0 until [`manual_seed`] is called. One per thread, so that code seeding and
+    /// building a model on one thread is not disturbed by another thread doing the same (tests
+    /// run concurrently; data-parallel workers never draw from it).
+    static DEFAULT: std::cell::RefCell<Option<Rng>> = const { std::cell::RefCell::new(None) };
 }
 
-/// Runs `f` with the default generator.
+/// Reseeds this thread's default generator, as `torch.manual_seed` does.
+pub fn manual_seed(seed: u64) {
+    DEFAULT.with(|d| *d.borrow_mut() = Some(Rng::seed(seed)));
+}
+
+/// Runs `f` with this thread's default generator.
 pub fn with_default_rng<T>(f: impl FnOnce(&mut Rng) -> T) -> T {
-    let mut guard = DEFAULT.lock().unwrap_or_else(|e| e.into_inner());
-    f(guard.get_or_insert_with(|| Rng::seed(0)))
+    DEFAULT.with(|d| f(d.borrow_mut().get_or_insert_with(|| Rng::seed(0))))
 }
 
 #[cfg(test)]
