@@ -132,6 +132,53 @@ fn a_tensor_too_big_for_memory_is_refused_and_the_session_goes_on() {
 }
 
 #[test]
+fn impossible_layer_sizes_are_refused_and_the_session_goes_on() {
+    let mut s = session("// %%\n1\n");
+    let cases = [
+        (
+            "conv2d(3, 8, -1)",
+            "conv2d: kernel size must be a whole number from 1 to 16777216, got -1",
+        ),
+        (
+            "linear(0, 4)",
+            "linear: inputs must be a whole number from 1 to 16777216, got 0",
+        ),
+        (
+            "linear(200000, 200000)",
+            "linear: a result of shape [200000, 200000] would need 149.0 GiB",
+        ),
+        (
+            "embedding(-5, 3)",
+            "embedding: count must be a whole number",
+        ),
+        (
+            "one_hot(floats([1.0]), 0)",
+            "one_hot: the number of classes must be positive",
+        ),
+        (
+            "playground(#{n: 1e12})",
+            "playground: n (the number of points) must be between 2 and 1,000,000",
+        ),
+        (
+            "playground_data(\"xor\", -3, 0.0, 0)",
+            "playground_data: n (the number of points)",
+        ),
+        ("attention(8, 3, true)", "3 heads do not divide the width 8"),
+    ];
+    for (code, want) in cases {
+        let e = s
+            .run_user(code)
+            .error
+            .unwrap_or_else(|| panic!("{code} should fail"));
+        assert!(e.contains(want), "{code}: {e}");
+    }
+    assert_eq!(
+        s.run_user("linear(2, 3).num_params()").value.as_deref(),
+        Some("9")
+    );
+}
+
+#[test]
 fn an_operation_limit_stops_an_endless_loop() {
     let mut s = session("// %%\nlet n = 0;\nloop { n += 1; }\n");
     s.max_operations = 100_000;

@@ -80,7 +80,13 @@ pub fn register(e: &mut Engine, host: SharedHost) {
         },
     );
     e.register_fn("one_hot", |labels: Tensor, k: INT| -> RResult<Tensor> {
-        one_hot(&labels, k.max(0) as usize).map_err(err)
+        if k < 1 {
+            return fail(format!(
+                "one_hot: the number of classes must be positive, got {k}"
+            ));
+        }
+        engine::tensor::budget::check("one_hot", &[labels.numel(), k as usize]).map_err(err)?;
+        one_hot(&labels, k as usize).map_err(err)
     });
     let h = host.clone();
     e.register_fn("load_csv", move |path: &str| -> RResult<Dataset> {

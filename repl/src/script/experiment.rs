@@ -81,7 +81,11 @@ fn boundary(
 
 fn playground(host: &SharedHost, o: &Map) -> RResult<Map> {
     let name = text(o, "data", "circle");
-    let n = opt_num(o, "n", 400.0)? as usize;
+    let n = opt_num(o, "n", 400.0)?;
+    if !(2.0..=1e6).contains(&n) {
+        return fail("playground: n (the number of points) must be between 2 and 1,000,000");
+    }
+    let n = n as usize;
     let seed = opt_num(o, "seed", 0.0)? as u64;
     let regression = synthetic::is_regression(&name);
     let all = synthetic::playground(&name, n, opt_num(o, "noise", 0.0)?, seed).map_err(err)?;
@@ -367,7 +371,12 @@ pub fn register(e: &mut Engine, host: SharedHost) {
     e.register_fn(
         "playground_data",
         |name: &str, n: INT, noise: FLOAT, seed: INT| -> RResult<Dataset> {
-            synthetic::playground(name, n.max(0) as usize, noise, seed as u64).map_err(err)
+            if !(2..=1_000_000).contains(&n) {
+                return fail(
+                    "playground_data: n (the number of points) must be between 2 and 1,000,000",
+                );
+            }
+            synthetic::playground(name, n as usize, noise, seed as u64).map_err(err)
         },
     );
     e.register_fn(

@@ -51,6 +51,22 @@ impl Module for Shared {
     }
 }
 
+/// A layer size typed in a script: a whole number from 1 to 2^24.
+fn size(x: INT, what: &str) -> RResult<usize> {
+    if (1..=1 << 24).contains(&x) {
+        Ok(x as usize)
+    } else {
+        fail(format!(
+            "{what} must be a whole number from 1 to 16777216, got {x}"
+        ))
+    }
+}
+
+/// Refuses a weight of this shape if it would exceed the memory cap.
+fn weight(op: &'static str, dims: &[usize]) -> RResult<()> {
+    engine::tensor::budget::check(op, dims).map_err(err)
+}
+
 fn layer(m: impl Module + 'static) -> Layer {
     Layer(Arc::new(m))
 }
@@ -247,75 +263,113 @@ pub fn register(e: &mut Engine, host: SharedHost) {
         format!("{}(lr={})", o.0.borrow().name(), o.0.borrow().lr())
     });
 
-    // Layers.
-    e.register_fn("linear", |i: INT, o: INT| {
-        layer(nn::Linear::new(i.max(0) as usize, o.max(0) as usize))
+    // Layers: every size is checked, and every weight against the memory cap, before allocating.
+    e.register_fn("linear", |i: INT, o: INT| -> RResult<Layer> {
+        let (i, o) = (size(i, "linear: inputs")?, size(o, "linear: outputs")?);
+        weight("linear", &[o, i])?;
+        Ok(layer(nn::Linear::new(i, o)))
     });
-    e.register_fn("conv2d", |i: INT, o: INT, k: INT| {
-        layer(nn::Conv2d::new(i as usize, o as usize, k as usize, 0))
-    });
-    e.register_fn("conv2d", |i: INT, o: INT, k: INT, pad: INT| {
-        layer(nn::Conv2d::new(
-            i as usize,
-            o as usize,
-            k as usize,
-            pad as usize,
-        ))
-    });
-    e.register_fn("conv2d", |i: INT, o: INT, k: INT, pad: INT, stride: INT| {
-        layer(nn::Conv2d::with_spec(
-            i as usize,
-            o as usize,
-            (k as usize, k as usize),
+    fn conv(i: INT, o: INT, k: INT, pad: INT, stride: INT) -> RResult<Layer> {
+        let (i, o, k) = (
+            size(i, "conv2d: input channels")?,
+            size(o, "conv2d: output channels")?,
+            size(k, "conv2d: kernel size")?,
+        );
+        let (pad, stride) = (
+            if pad == 0 {
+                0
+            } else {
+                size(pad, "conv2d: padding")?
+            },
+            size(stride, "conv2d: stride")?,
+        );
+        weight("conv2d", &[o, i, k, k])?;
+        Ok(layer(nn::Conv2d::with_spec(
+            i,
+            o,
+            (k, k),
             Conv2dSpec {
-                stride: (stride as usize, stride as usize),
-                padding: (pad as usize, pad as usize),
+                stride: (stride, stride),
+                padding: (pad, pad),
                 ..Default::default()
             },
             true,
-        ))
+        )))
+    }
+    e.register_fn("conv2d", |i: INT, o: INT, k: INT| conv(i, o, k, 0, 1));
+    e.register_fn("conv2d", |i: INT, o: INT, k: INT, pad: INT| {
+        conv(i, o, k, pad, 1)
     });
-    e.register_fn("conv1d", |i: INT, o: INT, k: INT, pad: INT| {
-        layer(nn::Conv1d::new(
-            i as usize,
-            o as usize,
-            k as usize,
-            pad as usize,
-        ))
+    e.register_fn("conv2d", |i: INT, o: INT, k: INT, pad: INT, stride: INT| {
+        conv(i, o, k, pad, stride)
     });
-    e.register_fn("maxpool2d", |k: INT| {
-        layer(nn::MaxPool2d(PoolSpec::square(k.max(1) as usize)))
+    e.register_fn(
+        "conv1d",
+        |i: INT, o: INT, k: INT, pad: INT| -> RResult<Layer> {
+            let (i, o, k) = (
+                size(i, "conv1d: input channels")?,
+                size(o, "conv1d: output channels")?,
+                size(k, "conv1d: kernel size")?,
+            );
+            let pad = if pad == 0 {
+                0
+            } else {
+                size(pad, "conv1d: padding")?
+            };
+            weight("conv1d", &[o, i, k])?;
+            Ok(layer(nn::Conv1d::new(i, o, k, pad)))
+        },
+    );
+    e.register_fn("maxpool2d", |k: INT| -> RResult<Layer> {
+        Ok(layer(nn::MaxPool2d(PoolSpec::square(size(
+            k,
+            "maxpool2d: window",
+        )?))))
     });
-    e.register_fn("avgpool2d", |k: INT| {
-        layer(nn::AvgPool2d(PoolSpec::square(k.max(1) as usize)))
+    e.register_fn("avgpool2d", |k: INT| -> RResult<Layer> {
+        Ok(layer(nn::AvgPool2d(PoolSpec::square(size(
+            k,
+            "avgpool2d: window",
+        )?))))
     });
-    e.register_fn("maxpool1d", |k: INT| {
-        layer(nn::MaxPool1d {
-            kernel: k.max(1) as usize,
-            stride: k.max(1) as usize,
-        })
+    e.register_fn("maxpool1d", |k: INT| -> RResult<Layer> {
+        let k = size(k, "maxpool1d: window")?;
+        Ok(layer(nn::MaxPool1d {
+            kernel: k,
+            stride: k,
+        }))
     });
     e.register_fn("global_avg_pool", || layer(nn::GlobalAvgPool2d));
     e.register_fn("flatten", || layer(nn::Flatten));
     e.register_fn("dropout", |p: FLOAT| -> RResult<Layer> {
         nn::Dropout::new(p as f32).map(layer).map_err(err)
     });
-    e.register_fn("batchnorm1d", |c: INT| {
-        layer(nn::BatchNorm::new_1d(c as usize))
+    e.register_fn("batchnorm1d", |c: INT| -> RResult<Layer> {
+        Ok(layer(nn::BatchNorm::new_1d(size(
+            c,
+            "batchnorm1d: features",
+        )?)))
     });
-    e.register_fn("batchnorm2d", |c: INT| {
-        layer(nn::BatchNorm::new_2d(c as usize))
+    e.register_fn("batchnorm2d", |c: INT| -> RResult<Layer> {
+        Ok(layer(nn::BatchNorm::new_2d(size(
+            c,
+            "batchnorm2d: channels",
+        )?)))
     });
-    e.register_fn("layernorm", |d: INT| {
-        layer(nn::LayerNorm::new(&[d as usize]))
+    e.register_fn("layernorm", |d: INT| -> RResult<Layer> {
+        Ok(layer(nn::LayerNorm::new(&[size(d, "layernorm: width")?])))
     });
-    e.register_fn("embedding", |n: INT, d: INT| {
-        layer(nn::Embedding::new(n as usize, d as usize))
+    e.register_fn("embedding", |n: INT, d: INT| -> RResult<Layer> {
+        let (n, d) = (size(n, "embedding: count")?, size(d, "embedding: width")?);
+        weight("embedding", &[n, d])?;
+        Ok(layer(nn::Embedding::new(n, d)))
     });
     e.register_fn(
         "attention",
         |d: INT, h: INT, causal: bool| -> RResult<Layer> {
-            nn::MultiHeadAttention::new(d as usize, h as usize, causal)
+            let (d, h) = (size(d, "attention: width")?, size(h, "attention: heads")?);
+            weight("attention", &[3 * d, d])?;
+            nn::MultiHeadAttention::new(d, h, causal)
                 .map(layer)
                 .map_err(err)
         },
@@ -323,7 +377,12 @@ pub fn register(e: &mut Engine, host: SharedHost) {
     e.register_fn(
         "transformer_block",
         |d: INT, h: INT, causal: bool| -> RResult<Layer> {
-            nn::TransformerBlock::new(d as usize, h as usize, causal, 0.0)
+            let (d, h) = (
+                size(d, "transformer_block: width")?,
+                size(h, "transformer_block: heads")?,
+            );
+            weight("transformer_block", &[4 * d, d])?;
+            nn::TransformerBlock::new(d, h, causal, 0.0)
                 .map(layer)
                 .map_err(err)
         },
@@ -334,23 +393,39 @@ pub fn register(e: &mut Engine, host: SharedHost) {
             shortcut: None,
         })
     });
-    e.register_fn("basic_block", |i: INT, o: INT, stride: INT| {
-        layer(nn::Residual::basic_block(
-            i as usize,
-            o as usize,
-            stride.max(1) as usize,
-        ))
-    });
+    e.register_fn(
+        "basic_block",
+        |i: INT, o: INT, stride: INT| -> RResult<Layer> {
+            let (i, o, st) = (
+                size(i, "basic_block: input channels")?,
+                size(o, "basic_block: output channels")?,
+                size(stride, "basic_block: stride")?,
+            );
+            weight("basic_block", &[o, i.max(o), 3, 3])?;
+            Ok(layer(nn::Residual::basic_block(i, o, st)))
+        },
+    );
     e.register_fn(
         "inception",
-        |i: INT, c1: INT, c3: INT, c5: INT, pool: INT| {
-            layer(nn::Parallel::inception(
-                i as usize,
-                c1 as usize,
-                (c3 as usize, c3 as usize),
-                (c5 as usize, c5 as usize),
-                pool as usize,
-            ))
+        |i: INT, c1: INT, c3: INT, c5: INT, pool: INT| -> RResult<Layer> {
+            let i = size(i, "inception: input channels")?;
+            let (c1, c3, c5, pool) = (
+                size(c1, "inception: 1x1 channels")?,
+                size(c3, "inception: 3x3 channels")?,
+                size(c5, "inception: 5x5 channels")?,
+                size(pool, "inception: pool channels")?,
+            );
+            weight(
+                "inception",
+                &[c5.max(c3).max(c1).max(pool), i.max(c5), 5, 5],
+            )?;
+            Ok(layer(nn::Parallel::inception(
+                i,
+                c1,
+                (c3, c3),
+                (c5, c5),
+                pool,
+            )))
         },
     );
     e.register_fn("parallel", |branches: Array| -> RResult<Layer> {
