@@ -24,6 +24,27 @@ fn data() -> Dataset {
     Dataset::new(s.transform(&d.x).unwrap(), d.y).unwrap()
 }
 
+/// Three epochs on the digits with a fixed seed and the given number of data-parallel shards.
+fn fit_quietly(model: &Sequential, opt: &mut Optimizer, shards: usize) {
+    let cfg = FitConfig {
+        epochs: 3,
+        batch_size: 64,
+        seed: 5,
+        shards,
+        ..Default::default()
+    };
+    fit(
+        model,
+        opt,
+        &Loss::CrossEntropy,
+        &data(),
+        None,
+        &cfg,
+        &mut |_| Control::Continue,
+    )
+    .unwrap();
+}
+
 /// Trains a small net with dropout (so random draws are involved too) and returns its checkpoint.
 fn train(shards: usize) -> (Vec<u8>, Vec<Vec<f32>>) {
     manual_seed(11);
@@ -33,23 +54,7 @@ fn train(shards: usize) -> (Vec<u8>, Vec<Vec<f32>>) {
         .layer(Dropout::new(0.2).unwrap())
         .layer(Linear::new(32, 10));
     let mut opt = Optimizer::adam(model.named_parameters(), 3e-3).unwrap();
-    let cfg = FitConfig {
-        epochs: 3,
-        batch_size: 64,
-        seed: 5,
-        shards,
-        ..Default::default()
-    };
-    fit(
-        &model,
-        &mut opt,
-        &Loss::CrossEntropy,
-        &data(),
-        None,
-        &cfg,
-        &mut |_| Control::Continue,
-    )
-    .unwrap();
+    fit_quietly(&model, &mut opt, shards);
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join(format!("determinism-{shards}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -84,23 +89,7 @@ fn shard_counts_differ_only_by_summation_order() {
             .layer(Activation::Tanh)
             .layer(Linear::new(32, 10));
         let mut opt = Optimizer::sgd(model.named_parameters(), 0.05, 0.9).unwrap();
-        let cfg = FitConfig {
-            epochs: 3,
-            batch_size: 64,
-            seed: 5,
-            shards,
-            ..Default::default()
-        };
-        fit(
-            &model,
-            &mut opt,
-            &Loss::CrossEntropy,
-            &data(),
-            None,
-            &cfg,
-            &mut |_| Control::Continue,
-        )
-        .unwrap();
+        fit_quietly(&model, &mut opt, shards);
         model
             .parameters()
             .iter()
