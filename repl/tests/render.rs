@@ -69,6 +69,7 @@ fn scatter_plot() {
                 points,
                 classes,
                 labels: vec!["inner".into(), "outer".into()],
+                names: Vec::new(),
             },
             Style::plain(),
         ),
@@ -138,4 +139,40 @@ fn prose() {
             && html.contains("<pre>w = w - lr * g\n</pre>"),
         "{html}"
     );
+}
+
+#[test]
+fn list_items_wrapped_over_lines_stay_one_item() {
+    let md = "Tricks:\n\n- **subsampling**: a frequent word\n  is dropped at random;\n- the rate decays.\n\nAfter.";
+    let text = markdown::to_terminal(md, false, 80);
+    assert!(
+        text.contains(
+            "  • subsampling: a frequent word is dropped at random;\n  • the rate decays."
+        ),
+        "{text}"
+    );
+    let html = markdown::to_html(md);
+    assert!(
+        html.contains("<li><b>subsampling</b>: a frequent word is dropped at random;</li>"),
+        "{html}"
+    );
+}
+
+#[test]
+fn scatter_points_carry_names() {
+    let fig = Figure::Scatter {
+        title: "words".into(),
+        points: vec![(0.0, 0.0), (1.0, 1.0), (0.0, 1.0)],
+        classes: vec![0, 1, 1],
+        labels: vec![],
+        names: vec!["king".into(), "queen".into(), "man".into()],
+    };
+    let text = render(&fig, Style::plain());
+    for name in ["king", "man"] {
+        assert!(text.contains(name), "{name} missing:\n{text}");
+    }
+    // The rightmost point's name runs off the canvas and is cut, never wrapped.
+    assert!(!text.contains("queen"), "{text}");
+    let svg = notebook::render::svg::render(&fig);
+    assert!(svg.contains(">queen</text>"), "{svg}");
 }

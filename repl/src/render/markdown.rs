@@ -74,6 +74,41 @@ fn wrap_words(text: &str, width: usize, indent: &str) -> Vec<String> {
     lines
 }
 
+/// The lines of `md` with each list item's continuation lines joined onto the item, so that an
+/// item wrapped over several source lines stays one item.
+fn logical_lines(md: &str) -> Vec<String> {
+    let is_item = |t: &str| {
+        let t = t.trim_start();
+        t.starts_with("- ") || t.starts_with("* ")
+    };
+    let mut out: Vec<String> = Vec::new();
+    let (mut in_item, mut fenced) = (false, false);
+    for line in md.lines() {
+        let t = line.trim_end();
+        let fence = t.trim_start().starts_with("```");
+        if fence {
+            fenced = !fenced;
+        }
+        let continues = in_item
+            && !fenced
+            && !fence
+            && !t.trim().is_empty()
+            && !is_item(t)
+            && !t.starts_with('#');
+        match out.last_mut() {
+            Some(last) if continues => {
+                last.push(' ');
+                last.push_str(t.trim());
+            }
+            _ => {
+                out.push(t.to_string());
+                in_item = !fenced && is_item(t);
+            }
+        }
+    }
+    out
+}
+
 /// Markdown for the terminal, wrapped at `width`, with ANSI styling when `color`.
 pub fn to_terminal(md: &str, color: bool, width: usize) -> String {
     let style = |kind: &str, t: &str| -> String {
@@ -99,8 +134,8 @@ pub fn to_terminal(md: &str, color: bool, width: usize) -> String {
             para.clear();
         }
     };
-    for line in md.lines() {
-        let t = line.trim_end();
+    for line in logical_lines(md) {
+        let t = line.as_str();
         if t.trim_start().starts_with("```") {
             flush(&mut para, &mut out);
             fenced = !fenced;
@@ -181,8 +216,8 @@ pub fn to_html(md: &str) -> String {
             *in_list = false;
         }
     };
-    for line in md.lines() {
-        let t = line.trim_end();
+    for line in logical_lines(md) {
+        let t = line.as_str();
         if t.trim_start().starts_with("```") {
             close(&mut para, &mut in_list, &mut out);
             out.push_str(if fenced { "</pre>\n" } else { "<pre>" });

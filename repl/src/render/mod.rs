@@ -34,12 +34,13 @@ pub enum Figure {
         y_label: String,
         log_y: bool,
     },
-    /// Points coloured by class.
+    /// Points coloured by class. `names`, when not empty, labels each point with a word.
     Scatter {
         title: String,
         points: Vec<(f64, f64)>,
         classes: Vec<usize>,
         labels: Vec<String>,
+        names: Vec<String>,
     },
     /// A grid of values (a decision boundary, attention weights, a confusion matrix). `overlay`
     /// holds points in the grid's unit square (x right, y up) drawn on top, coloured by class.

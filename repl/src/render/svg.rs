@@ -133,19 +133,31 @@ pub fn render(f: &Figure) -> String {
             points,
             classes,
             labels,
+            names,
         } => {
             let xr = range(points.iter().map(|p| p.0));
             let yr = range(points.iter().map(|p| p.1));
             axes(&mut out, title, xr, yr, false);
             for (i, p) in points.iter().enumerate() {
                 let k = classes.get(i).copied().unwrap_or(0);
-                let _ = write!(
-                    out,
-                    r#"<circle cx="{:.1}" cy="{:.1}" r="2.5" fill="{}"/>"#,
+                let (cx, cy) = (
                     M + (p.0 - xr.0) / (xr.1 - xr.0) * pw,
                     H - M - (p.1 - yr.0) / (yr.1 - yr.0) * ph,
+                );
+                let _ = write!(
+                    out,
+                    r#"<circle cx="{cx:.1}" cy="{cy:.1}" r="2.5" fill="{}"/>"#,
                     rgb(PALETTE[k % 8])
                 );
+                if let Some(name) = names.get(i) {
+                    let _ = write!(
+                        out,
+                        r#"<text x="{:.1}" y="{:.1}" font-size="11">{}</text>"#,
+                        cx + 4.0,
+                        cy + 4.0,
+                        esc(name)
+                    );
+                }
             }
             legend(&mut out, labels);
         }

@@ -57,6 +57,8 @@ struct Canvas {
     color: bool,
     dots: Vec<u8>,
     ink: Vec<Option<usize>>,
+    /// Characters of point names, drawn instead of dots.
+    text: Vec<Option<char>>,
 }
 
 impl Canvas {
@@ -67,6 +69,7 @@ impl Canvas {
             color,
             dots: vec![0; w * h],
             ink: vec![None; w * h],
+            text: vec![None; w * h],
         }
     }
 
@@ -82,6 +85,28 @@ impl Canvas {
         const BITS: [[u8; 2]; 4] = [[0x01, 0x08], [0x02, 0x10], [0x04, 0x20], [0x40, 0x80]];
         self.dots[cell] |= BITS[dy % 4][dx % 2];
         self.ink[cell] = Some(k);
+    }
+
+    /// Writes `name` starting one cell right of the point (x, y) in [0, 1]², in colour `k`, into
+    /// cells that hold nothing yet; stops at the first occupied cell or the edge.
+    fn label(&mut self, x: f64, y: f64, name: &str, k: usize) {
+        if !((0.0..=1.0).contains(&x) && (0.0..=1.0).contains(&y)) {
+            return;
+        }
+        let col = ((x * (self.w * 2 - 1) as f64).round() as usize / 2).min(self.w - 1) + 1;
+        let row = (((1.0 - y) * (self.h * 4 - 1) as f64).round() as usize / 4).min(self.h - 1);
+        for (j, ch) in name.chars().enumerate() {
+            let c = col + j;
+            if c >= self.w {
+                break;
+            }
+            let i = row * self.w + c;
+            if self.ink[i].is_some() || self.text[i].is_some() {
+                break;
+            }
+            self.text[i] = Some(ch);
+            self.ink[i] = Some(k);
+        }
     }
 
     /// A straight segment between two points, as dots.
@@ -102,6 +127,12 @@ impl Canvas {
             let i = r * self.w + c;
             match (self.ink[i], self.color) {
                 (None, _) => s.push(' '),
+                (Some(k), true) if self.text[i].is_some() => {
+                    s.push_str(&fg(PALETTE[k % PALETTE.len()]));
+                    s.push(self.text[i].unwrap_or(' '));
+                    s.push_str(RESET);
+                }
+                (Some(_), false) if self.text[i].is_some() => s.push(self.text[i].unwrap_or(' ')),
                 (Some(k), true) => {
                     s.push_str(&fg(PALETTE[k % PALETTE.len()]));
                     s.push(char::from_u32(0x2800 + self.dots[i] as u32).unwrap_or('?'));
@@ -253,17 +284,21 @@ fn scatter(
     points: &[(f64, f64)],
     classes: &[usize],
     labels: &[String],
+    names: &[String],
     s: Style,
 ) -> String {
     let xr = range(points.iter().map(|p| p.0));
     let yr = range(points.iter().map(|p| p.1));
     let mut c = Canvas::new(s.width, s.height, s.color);
+    let at = |p: &(f64, f64)| ((p.0 - xr.0) / (xr.1 - xr.0), (p.1 - yr.0) / (yr.1 - yr.0));
     for (i, p) in points.iter().enumerate() {
-        c.plot(
-            (p.0 - xr.0) / (xr.1 - xr.0),
-            (p.1 - yr.0) / (yr.1 - yr.0),
-            classes.get(i).copied().unwrap_or(0),
-        );
+        let (x, y) = at(p);
+        c.plot(x, y, classes.get(i).copied().unwrap_or(0));
+    }
+    // Names after the dots, so no name hides a point; a name that would overlap another is cut.
+    for (i, (p, name)) in points.iter().zip(names).enumerate() {
+        let (x, y) = at(p);
+        c.label(x, y, name, classes.get(i).copied().unwrap_or(0));
     }
     let rows = (0..s.height).map(|r| c.row(r)).collect();
     let axes = Axes {
@@ -485,7 +520,8 @@ pub fn render(f: &Figure, style: Style) -> String {
             points,
             classes,
             labels,
-        } => scatter(title, points, classes, labels, style),
+            names,
+        } => scatter(title, points, classes, labels, names, style),
         Figure::Heatmap { .. } => heatmap(f, style),
         Figure::Images {
             title,

@@ -11,6 +11,7 @@ pub mod help;
 pub mod nn;
 pub mod plot;
 pub mod tensor;
+pub mod text;
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
@@ -284,6 +285,7 @@ pub fn build_engine(host: SharedHost) -> Engine {
     data::register(&mut e, host.clone());
     plot::register(&mut e, host.clone());
     experiment::register(&mut e, host.clone());
+    text::register(&mut e, host.clone());
     help::register(&mut e, host.clone());
     let h = host;
     e.register_fn("check", move |ok: bool, message: &str| {

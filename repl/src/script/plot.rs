@@ -75,7 +75,12 @@ fn lines(data: &Dynamic, o: &Map) -> RResult<Figure> {
 }
 
 fn labels(o: &Map) -> Vec<String> {
-    o.get("labels")
+    names(o, "labels")
+}
+
+/// The option `key` as a list of strings (empty when absent).
+fn names(o: &Map, key: &str) -> Vec<String> {
+    o.get(key)
         .and_then(|v| v.clone().try_cast::<Array>())
         .map(|a| a.iter().map(|x| x.to_string()).collect())
         .unwrap_or_default()
@@ -102,6 +107,7 @@ fn scatter(points: &Tensor, classes: &Tensor, o: &Map) -> RResult<Figure> {
         points: p.chunks(2).map(|x| (x[0] as f64, x[1] as f64)).collect(),
         classes: c,
         labels: labels(o),
+        names: names(o, "names"),
     })
 }
 
@@ -124,12 +130,7 @@ fn heatmap(t: &Tensor, o: &Map) -> RResult<Figure> {
         }
         _ => Vec::new(),
     };
-    let names = |k: &str| {
-        o.get(k)
-            .and_then(|v| v.clone().try_cast::<Array>())
-            .map(|a| a.iter().map(|x| x.to_string()).collect())
-            .unwrap_or_default()
-    };
+    let names = |k: &str| names(o, k);
     Ok(Figure::Heatmap {
         title: text(o, "title"),
         rows: t.dims()[0],

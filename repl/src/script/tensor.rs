@@ -196,6 +196,37 @@ pub fn register(e: &mut Engine) {
         },
     );
     // In-place update without recording: `w.update_(w - lr * w.grad)` as an optimizer does.
+    // Convolution as a function of a tensor and a kernel (the layers own their kernels).
+    let conv2d = |x: &Tensor, w: &Tensor, pad: INT, stride: INT| -> RResult<Tensor> {
+        if pad < 0 || stride < 1 {
+            return fail(format!(
+                "conv2d: need padding >= 0 and stride >= 1, got {pad} and {stride}"
+            ));
+        }
+        let spec = engine::ops::conv::Conv2dSpec {
+            stride: (stride as usize, stride as usize),
+            padding: (pad as usize, pad as usize),
+            ..Default::default()
+        };
+        x.conv2d(w, None, spec).map_err(err)
+    };
+    e.register_fn("conv2d", move |x: Tensor, w: Tensor| conv2d(&x, &w, 0, 1));
+    e.register_fn("conv2d", move |x: Tensor, w: Tensor, pad: INT| {
+        conv2d(&x, &w, pad, 1)
+    });
+    e.register_fn(
+        "conv2d",
+        move |x: Tensor, w: Tensor, pad: INT, stride: INT| conv2d(&x, &w, pad, stride),
+    );
+    e.register_fn(
+        "conv1d",
+        |x: Tensor, w: Tensor, pad: INT| -> RResult<Tensor> {
+            if pad < 0 {
+                return fail(format!("conv1d: padding must be >= 0, got {pad}"));
+            }
+            x.conv1d(&w, None, 1, pad as usize, 1, 1).map_err(err)
+        },
+    );
     e.register_fn("update_", |t: &mut Tensor, v: Tensor| -> RResult<()> {
         t.assign(&v).map_err(err)
     });
