@@ -4,3 +4,4 @@
 pub mod fp;
 pub mod gemm;
 pub mod prefetch;
+pub mod vmath;

@@ -30,6 +30,9 @@ impl Tensor {
     pub fn softmax(&self, axis: isize) -> Result<Tensor> {
         let (outer, n, inner) = self.lanes("softmax", axis)?;
         let x = self.data();
+        if inner == 1 && n > 0 {
+            return Ok(self.softmax_rows(&x, n));
+        }
         let mut y = vec![0.0; x.len()];
         for_each_lane(outer, n, inner, |s, st| {
             let max = (0..n)
@@ -67,6 +70,20 @@ impl Tensor {
                 }
             },
         ))
+    }
+
+    /// Softmax over contiguous rows of length `n` (the last axis): the common case, on the
+    /// vectorised kernels in `kernels::vmath`.
+    fn softmax_rows(&self, x: &[f32], n: usize) -> Tensor {
+        let y = Buffer::new(crate::kernels::vmath::softmax_rows(x, n));
+        let shape = self.shape().clone();
+        record("softmax", y.clone(), shape.clone(), &[self], move || {
+            move |g: &Tensor, _: &[bool]| {
+                // dx_i = y_i (g_i - sum_j g_j y_j)
+                let dx = crate::kernels::vmath::softmax_backward_rows(&y, &g.data(), n);
+                Ok(smallvec![Some(Tensor::from_data(dx, shape))])
+            }
+        })
     }
 
     /// `x_i - log sum_j exp(x_j)` along `axis`, without forming the softmax.

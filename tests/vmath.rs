@@ -1,0 +1,140 @@
+//! The vectorised maths kernels against f64 over their whole input range, on every instruction
+//! set this CPU has (each path forced in turn; the test prints which ran).
+
+use engine::kernels::gemm::{with_isa, Isa};
+use engine::kernels::vmath;
+
+/// Every 97th f32 bit pattern between `lo` and `hi` (positive and negative), about 40,000 values
+/// per decade of magnitude — every exponent and many mantissas — plus the edges.
+fn inputs(lo: f32, hi: f32) -> Vec<f32> {
+    let mut v = Vec::new();
+    let mut bits = 0u32;
+    while bits < 0x7f80_0000 {
+        let x = f32::from_bits(bits);
+        if x <= hi.abs().max(lo.abs()) {
+            if x <= hi {
+                v.push(x);
+            }
+            if -x >= lo {
+                v.push(-x);
+            }
+        }
+        bits += 97 * 1024;
+    }
+    v.extend([lo, hi, 0.0, -0.0]);
+    v
+}
+
+/// Runs `f` in pieces below the kernels' parallel threshold, so the forced path is the one used.
+fn run(f: fn(&[f32]) -> Vec<f32>, x: &[f32]) -> Vec<f32> {
+    x.chunks(50_000).flat_map(f).collect()
+}
+
+fn isas() -> Vec<Isa> {
+    [Isa::Avx512, Isa::Avx2Fma, Isa::Portable]
+        .into_iter()
+        .filter(|i| i.supported())
+        .collect()
+}
+
+#[test]
+fn exp_is_within_2e_7_relative_where_normal() {
+    let x = inputs(-87.3, 88.7);
+    for isa in isas() {
+        let y = with_isa(isa, || run(vmath::exp, &x)).unwrap();
+        let worst = x
+            .iter()
+            .zip(&y)
+            .map(|(&x, &y)| {
+                let want = (x as f64).exp();
+                ((y as f64 - want) / want).abs()
+            })
+            .fold(0.0, f64::max);
+        println!("exp on {isa:?}: worst relative error {worst:.2e}");
+        assert!(worst < 2e-7, "{isa:?}: {worst}");
+    }
+}
+
+#[test]
+fn sigmoid_tanh_and_gelu_are_within_stated_absolute_errors() {
+    let x = inputs(-100.0, 100.0);
+    let erf = |v: f64| libm::erf(v);
+    for isa in isas() {
+        let (s, t, g) = with_isa(isa, || {
+            (
+                run(vmath::sigmoid, &x),
+                run(vmath::tanh, &x),
+                run(vmath::gelu, &x),
+            )
+        })
+        .unwrap();
+        let mut worst = [0.0f64; 3];
+        for (i, &v) in x.iter().enumerate() {
+            let v64 = v as f64;
+            let want = [
+                1.0 / (1.0 + (-v64).exp()),
+                v64.tanh(),
+                0.5 * v64 * (1.0 + erf(v64 / std::f64::consts::SQRT_2)),
+            ];
+            let got = [s[i], t[i], g[i]];
+            for k in 0..3 {
+                let scale = if k == 2 { v64.abs().max(1.0) } else { 1.0 };
+                worst[k] = worst[k].max((got[k] as f64 - want[k]).abs() / scale);
+            }
+        }
+        println!(
+            "{isa:?}: sigmoid {:.1e}, tanh {:.1e}, gelu/max(|x|,1) {:.1e}",
+            worst[0], worst[1], worst[2]
+        );
+        assert!(
+            worst[0] < 3e-7 && worst[1] < 3e-7 && worst[2] < 4e-7,
+            "{isa:?}: {worst:?}"
+        );
+    }
+}
+
+#[test]
+fn gelu_backward_matches_the_derivative() {
+    let x = inputs(-20.0, 20.0);
+    let g = vec![1.0f32; x.len()];
+    for isa in isas() {
+        let d = with_isa(isa, || {
+            x.chunks(50_000)
+                .zip(g.chunks(50_000))
+                .flat_map(|(x, g)| vmath::gelu_backward(x, g))
+                .collect::<Vec<f32>>()
+        })
+        .unwrap();
+        let worst = x
+            .iter()
+            .zip(&d)
+            .map(|(&v, &d)| {
+                let v = v as f64;
+                let phi = (-0.5 * v * v).exp() / (2.0 * std::f64::consts::PI).sqrt();
+                let want = 0.5 * (1.0 + libm::erf(v / std::f64::consts::SQRT_2)) + v * phi;
+                (d as f64 - want).abs()
+            })
+            .fold(0.0, f64::max);
+        println!("gelu' on {isa:?}: worst absolute error {worst:.1e}");
+        assert!(worst < 1e-6, "{isa:?}: {worst}");
+    }
+}
+
+#[test]
+fn softmax_rows_sum_to_one_and_match_f64() {
+    let n = 37;
+    let x: Vec<f32> = (0..n * 300)
+        .map(|i| ((i * 7919) % 1000) as f32 / 25.0 - 20.0)
+        .collect();
+    for isa in isas() {
+        let y = with_isa(isa, || vmath::softmax_rows(&x, n)).unwrap();
+        for (xr, yr) in x.chunks(n).zip(y.chunks(n)) {
+            let m = xr.iter().fold(f64::NEG_INFINITY, |a, &b| a.max(b as f64));
+            let z: f64 = xr.iter().map(|&v| (v as f64 - m).exp()).sum();
+            for (&v, &p) in xr.iter().zip(yr) {
+                let want = (v as f64 - m).exp() / z;
+                assert!((p as f64 - want).abs() < 1e-6 * want.max(1e-3), "{isa:?}");
+            }
+        }
+    }
+}
