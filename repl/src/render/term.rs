@@ -453,12 +453,52 @@ fn heatmap(f: &Figure, s: Style) -> String {
     out
 }
 
+/// The widest image grid, in characters, before images are shrunk to fit.
+const MAX_GRID_WIDTH: usize = 100;
+
+/// `im` with each `f`×`f` block of pixels averaged into one (edges take what is there).
+fn shrink(im: &Image, f: usize) -> Image {
+    if f <= 1 {
+        return im.clone();
+    }
+    let (h, w) = (im.height.div_ceil(f), im.width.div_ceil(f));
+    let mut pixels = Vec::with_capacity(h * w);
+    for r in 0..h {
+        for c in 0..w {
+            let (mut sum, mut n) = (0.0, 0);
+            for y in r * f..((r + 1) * f).min(im.height) {
+                for x in c * f..((c + 1) * f).min(im.width) {
+                    sum += im.pixels[y * im.width + x];
+                    n += 1;
+                }
+            }
+            pixels.push(sum / n.max(1) as f32);
+        }
+    }
+    Image {
+        height: h,
+        width: w,
+        pixels,
+        label: im.label.clone(),
+    }
+}
+
 fn images(title: &str, imgs: &[Image], columns: usize, s: Style) -> String {
     let mut out = String::new();
     if !title.is_empty() {
         out.push_str(&format!("{title}\n"));
     }
     let columns = columns.max(1);
+    // Keep a grid within about 100 characters: shrink the images (averaging f×f blocks) by the
+    // smallest factor that fits, but never below 7 pixels across.
+    let widest = imgs.iter().map(|im| im.width).max().unwrap_or(1);
+    let factor = (1..=4)
+        .find(|&f| {
+            columns * (widest.div_ceil(f) + 1) <= MAX_GRID_WIDTH || widest.div_ceil(f + 1) < 7
+        })
+        .unwrap_or(4);
+    let shrunk: Vec<Image> = imgs.iter().map(|im| shrink(im, factor)).collect();
+    let imgs = &shrunk[..];
     for chunk in imgs.chunks(columns) {
         let rendered: Vec<Vec<String>> = chunk
             .iter()

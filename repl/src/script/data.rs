@@ -64,6 +64,21 @@ pub fn register(e: &mut Engine, host: SharedHost) {
         },
     );
     e.register_fn(
+        "batches",
+        |d: &mut Dataset, size: INT, seed: INT| -> RResult<Array> {
+            if size < 1 {
+                return fail(format!(
+                    "batches: the batch size must be at least 1, got {size}"
+                ));
+            }
+            Ok(d.batches(size as usize, Some(seed as u64))
+                .map_err(err)?
+                .into_iter()
+                .map(Dynamic::from)
+                .collect())
+        },
+    );
+    e.register_fn(
         "standardize",
         |train: Dataset, others: Array| -> RResult<Array> {
             let s = Standardizer::fit(&train.x).map_err(err)?;

@@ -8,6 +8,7 @@
 pub mod data;
 pub mod experiment;
 pub mod help;
+pub mod interop;
 pub mod nn;
 pub mod plot;
 pub mod tensor;
@@ -286,6 +287,7 @@ pub fn build_engine(host: SharedHost) -> Engine {
     plot::register(&mut e, host.clone());
     experiment::register(&mut e, host.clone());
     text::register(&mut e, host.clone());
+    interop::register(&mut e, host.clone());
     help::register(&mut e, host.clone());
     let h = host;
     e.register_fn("check", move |ok: bool, message: &str| {

@@ -519,6 +519,27 @@ pub fn register(e: &mut Engine, host: SharedHost) {
             &lr,
         )
     });
+    e.register_fn(
+        "adam",
+        |w: Dynamic, lr: Dynamic, beta1: FLOAT, beta2: FLOAT| -> RResult<Opt> {
+            if !((0.0..1.0).contains(&beta1) && (0.0..1.0).contains(&beta2)) {
+                return super::fail(format!(
+                    "adam: betas must be in [0, 1), got {beta1} and {beta2}"
+                ));
+            }
+            make_opt(
+                Algorithm::Adam {
+                    beta1: beta1 as f32,
+                    beta2: beta2 as f32,
+                    eps: 1e-8,
+                    weight_decay: 0.0,
+                    decoupled: false,
+                },
+                &w,
+                &lr,
+            )
+        },
+    );
     e.register_fn("adamw", |w: Dynamic, lr: Dynamic, wd: FLOAT| {
         make_opt(
             Algorithm::Adam {

@@ -112,6 +112,45 @@ pub fn register(e: &mut Engine) {
     e.register_fn("randn", |s: Array| -> RResult<Tensor> {
         Ok(Tensor::randn(shape_of(&s)?))
     });
+    e.register_fn(
+        "randint",
+        |low: INT, high: INT, s: Array| -> RResult<Tensor> {
+            if high <= low {
+                return fail(format!("randint: need low < high, got {low} and {high}"));
+            }
+            let shape = shape_of(&s)?;
+            let n = shape.numel();
+            let span = (high - low) as u64;
+            let v = engine::tensor::rng::with_default_rng(|r| {
+                (0..n)
+                    .map(|_| (low + r.below(span) as INT) as f32)
+                    .collect()
+            });
+            Tensor::from_vec(v, shape).map_err(err)
+        },
+    );
+    e.register_fn("multinomial", |p: Tensor| -> RResult<INT> {
+        let w = p.to_vec();
+        if p.rank() != 1 || w.is_empty() || w.iter().any(|&x| !(x >= 0.0 && x.is_finite())) {
+            return fail(format!(
+                "multinomial: needs a 1-D tensor of non-negative finite weights, got {}",
+                p.shape()
+            ));
+        }
+        let total: f64 = w.iter().map(|&x| x as f64).sum();
+        if total <= 0.0 {
+            return fail("multinomial: the weights sum to zero");
+        }
+        let u = engine::tensor::rng::with_default_rng(|r| r.next_f64()) * total;
+        let mut acc = 0.0;
+        for (i, &x) in w.iter().enumerate() {
+            acc += x as f64;
+            if u < acc {
+                return Ok(i as INT);
+            }
+        }
+        Ok(w.iter().rposition(|&x| x > 0.0).unwrap_or(0) as INT)
+    });
     e.register_fn("eye", |n: INT| -> RResult<Tensor> {
         let n = n.max(0) as usize;
         engine::tensor::budget::check("eye", &[n, n]).map_err(err)?;
@@ -459,6 +498,21 @@ pub fn register(e: &mut Engine) {
         |t: &mut Tensor, a: INT, idx: Array| -> RResult<Tensor> {
             t.index_select(a as isize, &usizes(&idx, "index_select")?)
                 .map_err(err)
+        },
+    );
+    e.register_fn(
+        "index_select",
+        |t: &mut Tensor, a: INT, idx: Tensor| -> RResult<Tensor> {
+            // Like NumPy's `take`: the indexed axis is replaced by the index tensor's axes.
+            let axis = t.shape().axis("index_select", a as isize).map_err(err)?;
+            let i = idx
+                .to_indices("index_select", t.dims()[axis])
+                .map_err(err)?;
+            let picked = t.index_select(axis as isize, &i).map_err(err)?;
+            let mut dims: Vec<usize> = t.dims()[..axis].to_vec();
+            dims.extend_from_slice(idx.dims());
+            dims.extend_from_slice(&t.dims()[axis + 1..]);
+            picked.reshape_to(dims).map_err(err)
         },
     );
     e.register_fn(
