@@ -190,6 +190,11 @@ pub fn write(cells: &[Cell]) -> String {
             match c.kind {
                 CellKind::Code => out.push_str(line),
                 CellKind::Markdown if line.is_empty() => out.push_str("//"),
+                // "// %%..." would read back as a cell marker; "//%%..." reads back as this line.
+                CellKind::Markdown if line.starts_with("%%") => {
+                    out.push_str("//");
+                    out.push_str(line);
+                }
                 CellKind::Markdown => {
                     out.push_str("// ");
                     out.push_str(line);

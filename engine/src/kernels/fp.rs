@@ -7,9 +7,10 @@
 //! what `torch.set_flush_denormal(True)` does.
 
 /// Sets (or clears) flush-to-zero and denormals-are-zero for SSE/AVX arithmetic on the calling
-/// thread. On other architectures it does nothing.
+/// thread. On other architectures, and under Miri (which cannot run inline assembly), it does
+/// nothing.
 pub fn set_flush_denormal_on_this_thread(on: bool) {
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
     {
         const FTZ_DAZ: u32 = (1 << 15) | (1 << 6);
         let mut csr: u32 = 0;
@@ -24,6 +25,6 @@ pub fn set_flush_denormal_on_this_thread(on: bool) {
             std::arch::asm!("ldmxcsr [{}]", in(reg) &csr, options(nostack, preserves_flags, readonly));
         }
     }
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(not(all(target_arch = "x86_64", not(miri))))]
     let _ = on;
 }

@@ -5,3 +5,66 @@ pub mod fp;
 pub mod gemm;
 pub mod prefetch;
 pub mod vmath;
+
+/// Small checks of every kernel path Miri can execute (`cargo +nightly miri test -p
+/// gradbook-engine --lib kernels::`, run by `.ci/run`): the portable GEMM on awkward shapes with
+/// transposed operands and alpha/beta (Miri checks every packed-panel access is in bounds and
+/// initialised), the baseline build of the vectorised maths, and the prefetch hint. Miri cannot
+/// execute the AVX-512 and AVX2 micro-kernels or the MXCSR assembly, so those are compiled out of
+/// these runs (`cfg(miri)`, and `Isa::detected` finds no AVX under Miri); the native test suite
+/// forces each of them against the same references (`tests/gemm.rs`, `tests/vmath.rs`).
+#[cfg(test)]
+mod tests {
+    use super::gemm::{sgemm, with_isa, Isa, MatMut, MatRef};
+
+    #[test]
+    fn portable_gemm_matches_naive_products() {
+        let shapes = [(1, 1, 1), (2, 3, 5), (5, 7, 3), (9, 4, 13), (4, 9, 8)];
+        for &(m, k, n) in &shapes {
+            for transposed in [false, true] {
+                let a: Vec<f32> = (0..m * k).map(|i| (i % 7) as f32 - 3.0).collect();
+                let b: Vec<f32> = (0..k * n).map(|i| (i % 5) as f32 * 0.5 - 1.0).collect();
+                let c0: Vec<f32> = (0..m * n).map(|i| i as f32 * 0.25).collect();
+                let mut c = c0.clone();
+                // A stored as its transpose when `transposed`.
+                let at: Vec<f32> = (0..k * m).map(|i| a[(i % m) * k + i / m]).collect();
+                let a_ref = if transposed {
+                    MatRef::row_major(&at, k, m).t()
+                } else {
+                    MatRef::row_major(&a, m, k)
+                };
+                with_isa(Isa::Portable, || {
+                    sgemm(
+                        2.0,
+                        a_ref,
+                        MatRef::row_major(&b, k, n),
+                        0.5,
+                        MatMut::row_major(&mut c, m, n),
+                    )
+                })
+                .unwrap();
+                for i in 0..m {
+                    for j in 0..n {
+                        let dot: f32 = (0..k).map(|p| a[i * k + p] * b[p * n + j]).sum();
+                        let want = 2.0 * dot + 0.5 * c0[i * n + j];
+                        assert!((c[i * n + j] - want).abs() < 1e-4, "{m}x{k}x{n} at {i},{j}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn vectorised_maths_on_short_slices() {
+        let x: Vec<f32> = (0..37).map(|i| i as f32 * 0.5 - 9.0).collect();
+        for (got, want) in super::vmath::exp(&x).iter().zip(&x) {
+            assert!((got - want.exp()).abs() <= 1e-6 * want.exp());
+        }
+        let s = super::vmath::softmax_rows(&x[..36], 9);
+        for row in s.chunks(9) {
+            assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        }
+        super::prefetch::prefetch(&x);
+        super::fp::set_flush_denormal_on_this_thread(false);
+    }
+}

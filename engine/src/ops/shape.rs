@@ -232,11 +232,29 @@ impl Tensor {
         if end < start {
             bail!("slice", "end {end} is before start {start}");
         }
+        let a = self.shape().axis("slice", axis)?;
+        let d = self.dims()[a];
+        if end > d {
+            bail!(
+                "slice",
+                "entries {start}..{end} are out of range for axis {a} of extent {d} (shape {})",
+                self.shape()
+            );
+        }
         self.narrow(axis, start, end - start)
     }
 
     /// Entry `index` of `axis`, with that axis removed (`x[i]` for axis 0).
     pub fn select(&self, axis: isize, index: usize) -> Result<Tensor> {
+        let a = self.shape().axis("select", axis)?;
+        let d = self.dims()[a];
+        if index >= d {
+            bail!(
+                "select",
+                "index {index} is out of range for axis {a} of extent {d} (shape {})",
+                self.shape()
+            );
+        }
         self.narrow(axis, index, 1)?.squeeze(axis)
     }
 

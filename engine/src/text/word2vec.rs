@@ -655,6 +655,35 @@ mod tests {
         }
     }
 
+    /// Run under Miri by `.ci/run`: two workers updating the shared matrices at once must be
+    /// free of data races (Miri's race detector checks every access).
+    #[test]
+    fn two_workers_update_shared_vectors_without_a_data_race() {
+        crate::threads::set_num_threads(2).unwrap();
+        let text = "ab cd ab ef cd ab\nef ab cd gh\n".repeat(30);
+        let corpus = Corpus::from_text(&text, 1).unwrap();
+        let cfg = Config {
+            dim: 4,
+            epochs: 1,
+            negative: 2,
+            window: 2,
+            ..Config::default()
+        };
+        // Tiny jobs so that both workers get some.
+        let model = Model::new(&corpus, &cfg);
+        crate::threads::pool().install(|| {
+            jobs(&corpus, 8).par_iter().enumerate().for_each(|(j, r)| {
+                let mut rng = Rng::seed(j as u64);
+                let mut s = Scratch::default();
+                model.run_job(&corpus, r.clone(), 0.025, &mut rng, &mut s);
+            })
+        });
+        assert!(model.input_vectors().iter().all(|v| v.is_finite()));
+        let (vectors, report) = train(&corpus, &cfg, &|_| ControlFlow::Continue(())).unwrap();
+        assert_eq!(vectors.len(), 4);
+        assert_eq!(report.threads, 2);
+    }
+
     #[test]
     fn bad_settings_are_refused() {
         let c = Corpus::from_text("a b a b a b\n", 1).unwrap();
