@@ -227,6 +227,14 @@ impl Tensor {
         if wt[2] == 0 || wt[3] == 0 {
             bail!("conv2d", "kernel {} has an empty window", weight.shape());
         }
+        if x[1] == 0 || wt[0] == 0 {
+            bail!(
+                "conv2d",
+                "input {} and weight {} must have at least one input and one output channel",
+                self.shape(),
+                weight.shape()
+            );
+        }
         let (Some(oh), Some(ow)) = (
             out_extent(x[2], wt[2], s.stride.0, s.padding.0, s.dilation.0),
             out_extent(x[3], wt[3], s.stride.1, s.padding.1, s.dilation.1),

@@ -91,7 +91,11 @@ impl Tensor {
     /// The mean over `axes` (all when empty).
     pub fn mean(&self, axes: &[isize], keepdim: bool) -> Result<Tensor> {
         let resolved = resolve_axes("mean", axes, self.rank())?;
-        let count: usize = resolved.iter().map(|&a| self.dims()[a]).product();
+        // A scalar reduced over its axis 0 counts as one element.
+        let count: usize = resolved
+            .iter()
+            .map(|&a| self.dims().get(a).copied().unwrap_or(1))
+            .product();
         Ok(self.sum(axes, keepdim)?.mul_scalar(1.0 / count as f32))
     }
 
@@ -149,7 +153,7 @@ impl Tensor {
             );
         }
         let axes = resolve_axes(op, axes, self.rank())?;
-        if let Some(&a) = axes.iter().find(|&&a| self.dims()[a] == 0) {
+        if let Some(&a) = axes.iter().find(|&&a| self.dims().get(a) == Some(&0)) {
             bail!(
                 op,
                 "cannot reduce over axis {a} of extent 0 (shape {})",
@@ -236,7 +240,11 @@ impl Tensor {
     /// The variance over `axes`, dividing by `n - correction` (0 gives the population variance).
     pub fn var_with(&self, axes: &[isize], correction: usize, keepdim: bool) -> Result<Tensor> {
         let resolved = resolve_axes("var", axes, self.rank())?;
-        let count: usize = resolved.iter().map(|&a| self.dims()[a]).product();
+        // A scalar reduced over its axis 0 counts as one element.
+        let count: usize = resolved
+            .iter()
+            .map(|&a| self.dims().get(a).copied().unwrap_or(1))
+            .product();
         if count <= correction {
             bail!("var", "needs more than {correction} elements along the reduced axes, got {count} (shape {})", self.shape());
         }

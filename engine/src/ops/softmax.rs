@@ -18,11 +18,13 @@ fn for_each_lane(outer: usize, n: usize, inner: usize, mut f: impl FnMut(usize, 
 
 impl Tensor {
     fn lanes(&self, op: &'static str, axis: isize) -> Result<(usize, usize, usize)> {
-        let a = self.shape().axis(op, axis)?;
         let d = self.dims();
         if d.is_empty() {
+            // A scalar: axis 0 (or -1) is its one lane of length 1, as in PyTorch.
+            crate::tensor::shape::resolve_axis(op, axis, 0)?;
             return Ok((1, 1, 1));
         }
+        let a = self.shape().axis(op, axis)?;
         Ok((d[..a].iter().product(), d[a], d[a + 1..].iter().product()))
     }
 

@@ -49,8 +49,16 @@ impl Shape {
         strides
     }
 
-    /// Resolves a possibly negative axis (`-1` is the last) against this shape's rank.
+    /// Resolves a possibly negative axis (`-1` is the last) against this shape's rank, for ops
+    /// that index the axis (so a scalar, which has none, is refused; reductions, which accept
+    /// axis 0 of a scalar as PyTorch does, use [`resolve_axis`]).
     pub fn axis(&self, op: &'static str, axis: isize) -> Result<usize> {
+        if self.rank() == 0 {
+            bail!(
+                op,
+                "a scalar (shape []) has no axis {axis}; reshape it to [1] first"
+            );
+        }
         resolve_axis(op, axis, self.rank())
     }
 }

@@ -27,7 +27,13 @@ pub fn from_dynamic(d: &Dynamic) -> RResult<Tensor> {
         match d.clone().try_cast::<Array>() {
             Some(a) => {
                 if depth >= shape.len() || a.len() != shape[depth] {
-                    return fail(format!("tensor: ragged nesting: rows of different lengths at depth {depth} (expected {:?})", shape.get(depth)));
+                    let expected = shape
+                        .get(depth)
+                        .map_or_else(|| "a number".to_string(), |n| format!("{n} entries"));
+                    return fail(format!(
+                        "tensor: ragged nesting: a list at depth {depth} has {} entries where {expected} were expected (every row must have the same length)",
+                        a.len()
+                    ));
                 }
                 a.iter().try_for_each(|x| walk(x, depth + 1, shape, out))
             }
