@@ -40,7 +40,12 @@ const ROUNDER: f32 = 12_582_912.0;
 #[inline(always)]
 fn exp1(x: f32) -> f32 {
     let c = x.clamp(EXP_MIN, EXP_MAX);
-    let n = (c * LOG2E + ROUNDER) - ROUNDER;
+    let shifted = c * LOG2E + ROUNDER;
+    let n = shifted - ROUNDER;
+    // The integer n sits in the low mantissa bits of `shifted` (exponent of 2²³, mantissa
+    // 2²² + n): reading it there keeps the loop in vector registers, where `n as i32` (a
+    // saturating conversion) would not.
+    let ni = shifted.to_bits() as i32 - ROUNDER.to_bits() as i32;
     let r = c - n * LN2_HI - n * LN2_LO;
     let mut p = 1.987_569_1e-4;
     p = p * r + 1.398_199_9e-3;
@@ -50,10 +55,9 @@ fn exp1(x: f32) -> f32 {
     p = p * r + 0.5;
     let e = p * r * r + r + 1.0;
     // 2ⁿ as two factors, so that n = 128 (x just below EXP_MAX) does not overflow the exponent.
-    let n = n as i32;
-    let half = n >> 1;
+    let half = ni >> 1;
     let s1 = f32::from_bits(((half + 127) as u32) << 23);
-    let s2 = f32::from_bits(((n - half + 127) as u32) << 23);
+    let s2 = f32::from_bits(((ni - half + 127) as u32) << 23);
     let y = e * s1 * s2;
     let y = if x < EXP_MIN { 0.0 } else { y };
     if x > EXP_MAX {

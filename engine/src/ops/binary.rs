@@ -3,6 +3,7 @@
 //! Each op gives its forward `f(a, b)` and its partial derivatives `(∂f/∂a, ∂f/∂b)` side by side.
 //! The gradient of a broadcast operand is summed back to its own shape (`sum_to`).
 
+use rayon::prelude::*;
 use smallvec::smallvec;
 
 use super::expand;
@@ -12,15 +13,34 @@ use crate::tensor::shape::{broadcast_shapes, broadcast_strides, for_each_run};
 use crate::tensor::{Buffer, Shape, Tensor};
 
 /// `f` over the broadcast of `a` (shape `sa`) and `b` (shape `sb`) to `out`.
+/// Whether an elementwise op over `len` elements is split across the pool: only for large
+/// tensors (memory-bound work pays for the split from about a million elements) and never from
+/// inside a worker, which is busy already.
+fn parallel(len: usize) -> bool {
+    len >= 1 << 20 && rayon::current_thread_index().is_none() && crate::threads::num_threads() > 1
+}
+
 fn broadcast_map(
     a: &[f32],
     sa: &Shape,
     b: &[f32],
     sb: &Shape,
     out: &Shape,
-    f: impl Fn(f32, f32) -> f32,
+    f: impl Fn(f32, f32) -> f32 + Sync,
 ) -> Vec<f32> {
     if sa == sb {
+        if parallel(a.len()) {
+            // Memory-bound: one core cannot saturate the memory bus, two come close.
+            let mut v = Vec::with_capacity(a.len());
+            crate::threads::pool().install(|| {
+                a.par_iter()
+                    .zip(b.par_iter())
+                    .with_min_len(1 << 16)
+                    .map(|(&x, &y)| f(x, y))
+                    .collect_into_vec(&mut v)
+            });
+            return v;
+        }
         return a.iter().zip(b).map(|(&x, &y)| f(x, y)).collect();
     }
     if b.len() == 1 && sa == out {
@@ -57,7 +77,7 @@ impl Tensor {
         &self,
         op: &'static str,
         rhs: &Tensor,
-        f: impl Fn(f32, f32) -> f32,
+        f: impl Fn(f32, f32) -> f32 + Sync,
         df: impl Fn(f32, f32, f32, f32) -> (f32, f32) + Send + 'static,
     ) -> Result<Tensor> {
         let out = broadcast_shapes(op, self.shape(), rhs.shape())?;
@@ -181,7 +201,7 @@ impl Tensor {
         &self,
         op: &'static str,
         rhs: &Tensor,
-        f: impl Fn(f32, f32) -> bool,
+        f: impl Fn(f32, f32) -> bool + Sync,
     ) -> Result<Tensor> {
         let out = broadcast_shapes(op, self.shape(), rhs.shape())?;
         let (a, b) = (self.data(), rhs.data());
