@@ -229,6 +229,21 @@ fn softmax_along_each_axis() {
 }
 
 #[test]
+fn fused_layer_norm_over_one_and_two_axes() {
+    let mut r = rng();
+    for (x_shape, norm) in [(vec![3, 5], vec![5]), (vec![2, 3, 4], vec![3, 4])] {
+        let x = away_from_zero(&x_shape, &mut r);
+        let w = away_from_zero(&norm, &mut r);
+        let b = away_from_zero(&norm, &mut r);
+        gradcheck(
+            &format!("layer_norm {x_shape:?} over {norm:?}"),
+            &[x, w, b],
+            |t| t[0].layer_norm(&t[1], &t[2], 1e-5),
+        );
+    }
+}
+
+#[test]
 fn composite_graph_reuses_a_tensor() {
     // x feeds several branches: gradients from each must add up.
     let mut r = rng();

@@ -168,13 +168,7 @@ impl Module for LayerNorm {
                 self.weight.shape()
             );
         }
-        let axes: Vec<isize> = (-(nd.len() as isize)..0).collect();
-        let mean = x.mean(&axes, true)?;
-        let var = x.var_with(&axes, 0, true)?;
-        x.sub(&mean)?
-            .div(&var.add_scalar(self.eps).sqrt())?
-            .mul(&self.weight)?
-            .add(&self.bias)
+        x.layer_norm(&self.weight, &self.bias, self.eps)
     }
     fn describe(&self) -> String {
         format!("LayerNorm({})", self.weight.shape())

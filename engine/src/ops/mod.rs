@@ -6,6 +6,7 @@
 
 pub mod binary;
 pub mod conv;
+pub mod layer_norm;
 pub mod matmul;
 pub mod pool;
 pub mod reduce;
