@@ -72,3 +72,10 @@ pub fn set_flush_denormal(on: bool) {
     crate::kernels::fp::set_flush_denormal_on_this_thread(on);
     pool().broadcast(|_| crate::kernels::fp::set_flush_denormal_on_this_thread(on));
 }
+
+/// Whether work over `len` elements should be split across the pool: at least `min` elements
+/// (below that the split costs more than it saves), more than one thread, and not from inside a
+/// worker, whose pool is busy already (a data-parallel shard, say).
+pub(crate) fn worth_splitting(len: usize, min: usize) -> bool {
+    len >= min && rayon::current_thread_index().is_none() && num_threads() > 1
+}

@@ -21,6 +21,8 @@
 //! already); each element is computed the same way whoever computes it, so results do not depend
 //! on the number of threads.
 
+use std::ops::Range;
+
 use rayon::prelude::*;
 
 use super::gemm::Isa;
@@ -195,30 +197,32 @@ dispatch!(tanh_chunk, (x: &[f32], y: &mut [f32]), tanh_body);
 dispatch!(gelu_chunk, (x: &[f32], y: &mut [f32]), gelu_body);
 dispatch!(gelu_backward_chunk, (x: &[f32], g: &[f32], dx: &mut [f32]), gelu_backward_body);
 
-/// Whether work of `len` elements should be split across the pool.
-fn parallel(len: usize) -> bool {
-    len >= PARALLEL_MIN
-        && rayon::current_thread_index().is_none()
-        && crate::threads::num_threads() > 1
-}
-
-/// Runs `f` on matching chunks of `x` and `y`, in parallel when large.
-fn unary(x: &[f32], f: fn(&[f32], &mut [f32])) -> Vec<f32> {
-    let mut y = vec![0.0; x.len()];
-    if parallel(x.len()) {
-        let chunk = x
-            .len()
-            .div_ceil(crate::threads::num_threads() * 4)
-            .max(4096);
+/// A fresh buffer of `len` elements filled by `f(piece, range)`, where `piece` is
+/// `out[range]` and ranges cover whole blocks of `unit` elements (rows): split across the pool
+/// when large, in one call otherwise. Every element is computed the same way either way.
+fn fill(len: usize, unit: usize, f: impl Fn(&mut [f32], Range<usize>) + Sync) -> Vec<f32> {
+    let mut out = vec![0.0; len];
+    if crate::threads::worth_splitting(len, PARALLEL_MIN) {
+        let threads = crate::threads::num_threads();
+        let piece = (len / unit)
+            .div_ceil(threads * 4)
+            .max(4096usize.div_ceil(unit))
+            * unit;
         crate::threads::pool().install(|| {
-            y.par_chunks_mut(chunk)
-                .zip(x.par_chunks(chunk))
-                .for_each(|(y, x)| f(x, y))
+            out.par_chunks_mut(piece).enumerate().for_each(|(i, o)| {
+                let start = i * piece;
+                f(o, start..start + o.len())
+            })
         });
     } else {
-        f(x, &mut y);
+        f(&mut out, 0..len);
     }
-    y
+    out
+}
+
+/// Runs the dispatched kernel `k` over `x`.
+fn unary(x: &[f32], k: fn(&[f32], &mut [f32])) -> Vec<f32> {
+    fill(x.len(), 1, |y, r| k(&x[r], y))
 }
 
 /// `e^x` of each element.
@@ -244,21 +248,9 @@ pub fn gelu(x: &[f32]) -> Vec<f32> {
 /// `g · GELU'(x)` elementwise: GELU's backward pass.
 pub fn gelu_backward(x: &[f32], g: &[f32]) -> Vec<f32> {
     assert_eq!(x.len(), g.len(), "gelu_backward: x and g differ in length");
-    let mut dx = vec![0.0; x.len()];
-    if parallel(x.len()) {
-        let chunk = x
-            .len()
-            .div_ceil(crate::threads::num_threads() * 4)
-            .max(4096);
-        crate::threads::pool().install(|| {
-            dx.par_chunks_mut(chunk)
-                .zip(x.par_chunks(chunk).zip(g.par_chunks(chunk)))
-                .for_each(|(d, (x, g))| gelu_backward_chunk(x, g, d))
-        });
-    } else {
-        gelu_backward_chunk(x, g, &mut dx);
-    }
-    dx
+    fill(x.len(), 1, |d, r| {
+        gelu_backward_chunk(&x[r.clone()], &g[r], d)
+    })
 }
 
 /// Softmax of each contiguous row of length `n` (`x.len()` a multiple of `n`).
@@ -321,12 +313,6 @@ dispatch!(
     softmax_backward_rows_body
 );
 
-/// Rows per parallel piece: whole rows, about a quarter of each thread's share.
-fn row_chunk(len: usize, n: usize) -> usize {
-    let rows = len / n;
-    rows.div_ceil(crate::threads::num_threads() * 4).max(1) * n
-}
-
 /// Softmax along each contiguous row of length `n`.
 pub fn softmax_rows(x: &[f32], n: usize) -> Vec<f32> {
     assert!(
@@ -334,18 +320,7 @@ pub fn softmax_rows(x: &[f32], n: usize) -> Vec<f32> {
         "softmax_rows: {} is not a whole number of rows of {n}",
         x.len()
     );
-    let mut y = vec![0.0; x.len()];
-    if parallel(x.len()) {
-        let chunk = row_chunk(x.len(), n);
-        crate::threads::pool().install(|| {
-            y.par_chunks_mut(chunk)
-                .zip(x.par_chunks(chunk))
-                .for_each(|(y, x)| softmax_rows_chunk(x, y, n))
-        });
-    } else {
-        softmax_rows_chunk(x, &mut y, n);
-    }
-    y
+    fill(x.len(), n, |y, r| softmax_rows_chunk(&x[r], y, n))
 }
 
 /// Softmax's backward pass along each contiguous row of length `n`, given its output `y`.
@@ -354,18 +329,9 @@ pub fn softmax_backward_rows(y: &[f32], g: &[f32], n: usize) -> Vec<f32> {
         n > 0 && y.len().is_multiple_of(n) && g.len() == y.len(),
         "softmax_backward_rows: bad lengths"
     );
-    let mut dx = vec![0.0; y.len()];
-    if parallel(y.len()) {
-        let chunk = row_chunk(y.len(), n);
-        crate::threads::pool().install(|| {
-            dx.par_chunks_mut(chunk)
-                .zip(y.par_chunks(chunk).zip(g.par_chunks(chunk)))
-                .for_each(|(d, (y, g))| softmax_backward_rows_chunk(y, g, d, n))
-        });
-    } else {
-        softmax_backward_rows_chunk(y, g, &mut dx, n);
-    }
-    dx
+    fill(y.len(), n, |d, r| {
+        softmax_backward_rows_chunk(&y[r.clone()], &g[r], d, n)
+    })
 }
 
 #[cfg(test)]

@@ -13,13 +13,6 @@ use crate::tensor::shape::{broadcast_shapes, broadcast_strides, for_each_run};
 use crate::tensor::{Buffer, Shape, Tensor};
 
 /// `f` over the broadcast of `a` (shape `sa`) and `b` (shape `sb`) to `out`.
-/// Whether an elementwise op over `len` elements is split across the pool: only for large
-/// tensors (memory-bound work pays for the split from about a million elements) and never from
-/// inside a worker, which is busy already.
-fn parallel(len: usize) -> bool {
-    len >= 1 << 20 && rayon::current_thread_index().is_none() && crate::threads::num_threads() > 1
-}
-
 fn broadcast_map(
     a: &[f32],
     sa: &Shape,
@@ -29,8 +22,9 @@ fn broadcast_map(
     f: impl Fn(f32, f32) -> f32 + Sync,
 ) -> Vec<f32> {
     if sa == sb {
-        if parallel(a.len()) {
-            // Memory-bound: one core cannot saturate the memory bus, two come close.
+        // Memory-bound: one core cannot saturate the memory bus, two come close; the split pays
+        // from about a million elements.
+        if crate::threads::worth_splitting(a.len(), 1 << 20) {
             let mut v = Vec::with_capacity(a.len());
             crate::threads::pool().install(|| {
                 a.par_iter()

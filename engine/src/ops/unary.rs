@@ -37,19 +37,8 @@ impl Tensor {
         df: impl Fn(f32, f32) -> f32 + Send + 'static,
     ) -> Tensor {
         let x = self.data();
-        let y = Buffer::new(x.iter().map(|&v| f(v)).collect());
-        let shape = self.shape().clone();
-        record(op, y.clone(), shape.clone(), &[self], move || {
-            move |g: &Tensor, _: &[bool]| {
-                let g = g.data();
-                let dx = g
-                    .iter()
-                    .zip(x.iter().zip(y.iter()))
-                    .map(|(&g, (&x, &y))| g * df(x, y))
-                    .collect();
-                Ok(smallvec![Some(Tensor::from_data(dx, shape))])
-            }
-        })
+        let y = x.iter().map(|&v| f(v)).collect();
+        self.record_map(op, x, y, df)
     }
 
     /// Like [`Tensor::map`], with the forward pass computed by a vectorised kernel over the
@@ -61,7 +50,19 @@ impl Tensor {
         df: impl Fn(f32, f32) -> f32 + Send + 'static,
     ) -> Tensor {
         let x = self.data();
-        let y = Buffer::new(f(&x));
+        let y = f(&x);
+        self.record_map(op, x, y, df)
+    }
+
+    /// Records `y = f(x)` elementwise, with gradient `g · df(x, y)`.
+    fn record_map(
+        &self,
+        op: &'static str,
+        x: Buffer,
+        y: Vec<f32>,
+        df: impl Fn(f32, f32) -> f32 + Send + 'static,
+    ) -> Tensor {
+        let y = Buffer::new(y);
         let shape = self.shape().clone();
         record(op, y.clone(), shape.clone(), &[self], move || {
             move |g: &Tensor, _: &[bool]| {

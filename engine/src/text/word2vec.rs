@@ -30,6 +30,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
 use rayon::prelude::*;
+use smallvec::{smallvec, SmallVec};
 
 use super::corpus::Corpus;
 use super::vectors::WordVectors;
@@ -502,20 +503,17 @@ impl Model {
     ) {
         // Draw the noise words first and ask for their rows: each is a likely cache miss, and
         // the loads overlap instead of waiting one after another.
-        let mut targets = [0u32; 101];
-        let mut n = 1;
-        targets[0] = word;
+        let mut targets: SmallVec<[u32; 16]> = smallvec![word];
         for _ in 0..self.config.negative {
             let t = self.noise.sample(rng.next_u64());
             if t != word {
-                targets[n] = t;
-                n += 1;
+                targets.push(t);
             }
         }
-        for &t in &targets[1..n] {
+        for &t in &targets[1..] {
             self.output.prefetch(t);
         }
-        for (d, &target) in targets[..n].iter().enumerate() {
+        for (d, &target) in targets.iter().enumerate() {
             let label = if d == 0 { 1.0 } else { 0.0 };
             self.output.load(target, row);
             let g = (label - self.sigmoid.get(dot(hidden, row))) * alpha;
