@@ -145,7 +145,8 @@ fn large_blocked_and_parallel_products() {
     let mut rng = Rng::seed(5);
     for isa in [Isa::Portable, Isa::Avx2Fma, Isa::Avx512] {
         let _ = with_isa(isa, || {
-            // (64, 576, 1024) and (30, 300, 2000) are wide: split by columns across threads.
+            // (64, 576, 1024) and (30, 300, 2000) are wide: split by columns across threads; (1100, 300,
+            // 40) crosses the MC and KC blocks; (128, 256, 10) and (4096, 16, 9) take the skinny kernel.
             for (m, k, n) in [
                 (300, 700, 130),
                 (128, 256, 10),
@@ -154,6 +155,7 @@ fn large_blocked_and_parallel_products() {
                 (10, 1000, 300),
                 (64, 576, 1024),
                 (30, 300, 2000),
+                (1100, 300, 40),
             ] {
                 check(m, k, n, isa, &mut rng);
             }

@@ -15,6 +15,8 @@ pub(crate) trait MicroKernel {
     const MR: usize;
     /// Columns of the C tile.
     const NR: usize;
+    /// Whether products with at most 16 columns go to the AVX-512 skinny kernel.
+    const SKINNY: bool = false;
     /// Computes one tile.
     ///
     /// # Safety
@@ -81,7 +83,7 @@ impl MicroKernel for Portable {
 }
 
 #[cfg(target_arch = "x86_64")]
-pub(crate) use x86::{Avx2Fma, Avx512};
+pub(crate) use x86::{avx512_skinny, Avx2Fma, Avx512};
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
@@ -95,6 +97,7 @@ mod x86 {
     impl MicroKernel for Avx512 {
         const MR: usize = 12;
         const NR: usize = 32;
+        const SKINNY: bool = true;
         unsafe fn run(
             kc: usize,
             alpha: f32,
@@ -120,9 +123,20 @@ mod x86 {
         c: *mut f32,
         rsc: usize,
     ) {
+        // Start loading the C tile now: it is read (or written) only after the loop, and a tile of
+        // a large C is rarely in cache. The hint cannot fault, so it is fine when beta is 0.
+        for i in 0..12 {
+            // SAFETY: address arithmetic inside the caller's tile; prefetches do not fault.
+            unsafe {
+                _mm_prefetch::<_MM_HINT_T0>(c.add(i * rsc).cast());
+                _mm_prefetch::<_MM_HINT_T0>(c.add(i * rsc + 31).cast());
+            }
+        }
         let mut acc = [[_mm512_setzero_ps(); 2]; 12];
-        for p in 0..kc {
-            // SAFETY: p < kc, so the 32 floats of B and 12 of A read here are inside the panels.
+        // One step of k: two vectors of B, twelve broadcasts of A, 24 fused multiply-adds.
+        let step = |acc: &mut [[__m512; 2]; 12], p: usize| {
+            // SAFETY: callers pass p < kc, so the 32 floats of B and 12 of A read here are inside
+            // the panels.
             unsafe {
                 let b0 = _mm512_loadu_ps(b.add(p * 32));
                 let b1 = _mm512_loadu_ps(b.add(p * 32 + 16));
@@ -133,6 +147,19 @@ mod x86 {
                     row[1] = _mm512_fmadd_ps(ai, b1, row[1]);
                 }
             }
+        };
+        // Unrolled by four, so that the loop's own bookkeeping rarely takes an FMA port's slot.
+        let mut p = 0;
+        while p + 4 <= kc {
+            step(&mut acc, p);
+            step(&mut acc, p + 1);
+            step(&mut acc, p + 2);
+            step(&mut acc, p + 3);
+            p += 4;
+        }
+        while p < kc {
+            step(&mut acc, p);
+            p += 1;
         }
         let va = _mm512_set1_ps(alpha);
         let vb = _mm512_set1_ps(beta);
@@ -148,6 +175,72 @@ mod x86 {
                     }
                     _mm512_storeu_ps(dst, r);
                 }
+            }
+        }
+    }
+
+    /// The skinny-product kernel (AVX-512F): `R` rows of C, each at most 16 columns wide, so one
+    /// zmm register per row holds a whole row of the result,
+    ///
+    /// `C[i][j] = alpha · Σ_p A[i·rsa + p·csa] · B[p·16 + j] + beta · C[i][j]`  (j < n)
+    ///
+    /// A is read in place through its strides (each element is used exactly once, so packing it
+    /// would cost as much as the product); B is packed as `kc` rows of 16 floats, zero beyond `n`.
+    /// Two sets of accumulators (even and odd k) keep 2·R independent FMA chains in flight, enough
+    /// to cover the FMA latency at R = 8. The last `16 - n` lanes are masked off in the C update.
+    ///
+    /// # Safety
+    /// `a + i·rsa + p·csa` must be readable for i < R, p < kc; `b` must point to `kc·16` floats;
+    /// `c + i·rsc + j` must be writable for i < R, j < n (read too when `beta != 0`); `n ≤ 16`; the
+    /// CPU must support AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) unsafe fn avx512_skinny<const R: usize>(
+        kc: usize,
+        alpha: f32,
+        (a, rsa, csa): (*const f32, usize, usize),
+        b: *const f32,
+        beta: f32,
+        (c, rsc): (*mut f32, usize),
+        n: usize,
+    ) {
+        let mut even = [_mm512_setzero_ps(); R];
+        let mut odd = [_mm512_setzero_ps(); R];
+        let mut p = 0;
+        while p + 2 <= kc {
+            // SAFETY: p + 1 < kc: the reads lie inside the ranges the caller vouched for.
+            unsafe {
+                let b0 = _mm512_loadu_ps(b.add(p * 16));
+                let b1 = _mm512_loadu_ps(b.add(p * 16 + 16));
+                for i in 0..R {
+                    let row = a.add(i * rsa + p * csa);
+                    even[i] = _mm512_fmadd_ps(_mm512_set1_ps(*row), b0, even[i]);
+                    odd[i] = _mm512_fmadd_ps(_mm512_set1_ps(*row.add(csa)), b1, odd[i]);
+                }
+            }
+            p += 2;
+        }
+        if p < kc {
+            // SAFETY: p < kc, as above.
+            unsafe {
+                let b0 = _mm512_loadu_ps(b.add(p * 16));
+                for (i, acc) in even.iter_mut().enumerate() {
+                    *acc = _mm512_fmadd_ps(_mm512_set1_ps(*a.add(i * rsa + p * csa)), b0, *acc);
+                }
+            }
+        }
+        let mask: __mmask16 = ((1u32 << n) - 1) as u16;
+        let (va, vb) = (_mm512_set1_ps(alpha), _mm512_set1_ps(beta));
+        for i in 0..R {
+            let mut r = _mm512_mul_ps(_mm512_add_ps(even[i], odd[i]), va);
+            // SAFETY: the masked lanes j < n of row i are inside C; masked-off lanes are neither
+            // read nor written and cannot fault.
+            unsafe {
+                let dst = c.add(i * rsc);
+                if beta != 0.0 {
+                    r = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, dst), vb, r);
+                }
+                _mm512_mask_storeu_ps(dst, mask, r);
             }
         }
     }
@@ -182,6 +275,13 @@ mod x86 {
         c: *mut f32,
         rsc: usize,
     ) {
+        for i in 0..6 {
+            // SAFETY: as in the AVX-512 kernel: a hint for the tile's lines, which cannot fault.
+            unsafe {
+                _mm_prefetch::<_MM_HINT_T0>(c.add(i * rsc).cast());
+                _mm_prefetch::<_MM_HINT_T0>(c.add(i * rsc + 15).cast());
+            }
+        }
         let mut acc = [[_mm256_setzero_ps(); 2]; 6];
         for p in 0..kc {
             // SAFETY: p < kc, so the 16 floats of B and 6 of A read here are inside the panels.
