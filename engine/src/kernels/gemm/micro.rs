@@ -32,6 +32,26 @@ pub(crate) trait MicroKernel {
         c: *mut f32,
         rsc: usize,
     );
+
+    /// Computes the first `rows` (< MR) rows of a tile straight into C, for the last panel of a C
+    /// whose height is not a multiple of MR; returns false (doing nothing) when the kernel has no
+    /// such variant, and the caller goes through a scratch tile instead.
+    ///
+    /// # Safety
+    /// As [`MicroKernel::run`], with only the first `rows` rows of the C tile accessed.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn run_rows(
+        _rows: usize,
+        _kc: usize,
+        _alpha: f32,
+        _a: *const f32,
+        _b: *const f32,
+        _beta: f32,
+        _c: *mut f32,
+        _rsc: usize,
+    ) -> bool {
+        false
+    }
 }
 
 /// The portable kernel: plain Rust arrays that LLVM vectorises for the baseline target.
@@ -109,12 +129,45 @@ mod x86 {
         ) {
             // SAFETY: forwarded contract; the dispatcher only selects this kernel when the CPU
             // reports avx512f.
-            unsafe { avx512_12x32(kc, alpha, a, b, beta, c, rsc) }
+            unsafe { avx512_tile::<12>(kc, alpha, a, b, beta, c, rsc) }
+        }
+
+        unsafe fn run_rows(
+            rows: usize,
+            kc: usize,
+            alpha: f32,
+            a: *const f32,
+            b: *const f32,
+            beta: f32,
+            c: *mut f32,
+            rsc: usize,
+        ) -> bool {
+            // SAFETY: forwarded contract, each variant touching only its first `rows` rows of C.
+            unsafe {
+                match rows {
+                    1 => avx512_tile::<1>(kc, alpha, a, b, beta, c, rsc),
+                    2 => avx512_tile::<2>(kc, alpha, a, b, beta, c, rsc),
+                    3 => avx512_tile::<3>(kc, alpha, a, b, beta, c, rsc),
+                    4 => avx512_tile::<4>(kc, alpha, a, b, beta, c, rsc),
+                    5 => avx512_tile::<5>(kc, alpha, a, b, beta, c, rsc),
+                    6 => avx512_tile::<6>(kc, alpha, a, b, beta, c, rsc),
+                    7 => avx512_tile::<7>(kc, alpha, a, b, beta, c, rsc),
+                    8 => avx512_tile::<8>(kc, alpha, a, b, beta, c, rsc),
+                    9 => avx512_tile::<9>(kc, alpha, a, b, beta, c, rsc),
+                    10 => avx512_tile::<10>(kc, alpha, a, b, beta, c, rsc),
+                    11 => avx512_tile::<11>(kc, alpha, a, b, beta, c, rsc),
+                    _ => return false,
+                }
+            }
+            true
         }
     }
 
+    /// The first `R` rows of a 12×32 tile (the panel of A keeps its 12-float stride per k):
+    /// `R = 12` is the main kernel, smaller `R` finish a C whose height is not a multiple of 12
+    /// without a scratch tile (and without the wasted multiply-adds of the padding rows).
     #[target_feature(enable = "avx512f")]
-    unsafe fn avx512_12x32(
+    unsafe fn avx512_tile<const R: usize>(
         kc: usize,
         alpha: f32,
         a: *const f32,
@@ -125,16 +178,16 @@ mod x86 {
     ) {
         // Start loading the C tile now: it is read (or written) only after the loop, and a tile of
         // a large C is rarely in cache. The hint cannot fault, so it is fine when beta is 0.
-        for i in 0..12 {
+        for i in 0..R {
             // SAFETY: address arithmetic inside the caller's tile; prefetches do not fault.
             unsafe {
                 _mm_prefetch::<_MM_HINT_T0>(c.add(i * rsc).cast());
                 _mm_prefetch::<_MM_HINT_T0>(c.add(i * rsc + 31).cast());
             }
         }
-        let mut acc = [[_mm512_setzero_ps(); 2]; 12];
-        // One step of k: two vectors of B, twelve broadcasts of A, 24 fused multiply-adds.
-        let step = |acc: &mut [[__m512; 2]; 12], p: usize| {
+        let mut acc = [[_mm512_setzero_ps(); 2]; R];
+        // One step of k: two vectors of B, R broadcasts of A, 2·R fused multiply-adds.
+        let step = |acc: &mut [[__m512; 2]; R], p: usize| {
             // SAFETY: callers pass p < kc, so the 32 floats of B and 12 of A read here are inside
             // the panels.
             unsafe {

@@ -340,6 +340,23 @@ fn gemm_blocks<K: MicroKernel>(
                                     c.rs,
                                 )
                             };
+                        } else if cols == K::NR
+                            && c.cs == 1
+                            // SAFETY: as above, for the `rows` rows of the tile that exist.
+                            && unsafe {
+                                K::run_rows(
+                                    rows,
+                                    kb,
+                                    alpha,
+                                    ap.as_ptr(),
+                                    bp.as_ptr(),
+                                    beta_here,
+                                    c.data.as_mut_ptr().add(r0 * c.rs + c0),
+                                    c.rs,
+                                )
+                            }
+                        {
+                            // The last rows of C, computed in place.
                         } else {
                             // An edge tile, or a strided output: compute into a scratch tile, then
                             // copy the part that exists.
