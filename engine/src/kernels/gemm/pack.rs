@@ -87,10 +87,20 @@ pub(crate) fn pack_b(
                 panel[p * nr..p * nr + cols].copy_from_slice(src);
             }
         } else if b.row_stride == 1 {
-            // Column-major B (a transposed view, e.g. a Linear layer's Wᵀ): read each column in one sweep.
-            for j in 0..cols {
-                let src = &b.data[(first + j) * b.col_stride + p0..][..kb];
-                for (dst, &v) in panel[j..].iter_mut().step_by(nr).zip(src) {
+            // Column-major B (a transposed view, e.g. a Linear layer's Wᵀ): the panel is a
+            // transpose, done four columns at a time as for A.
+            let col = |j: usize| &b.data[(first + j) * b.col_stride + p0..][..kb];
+            let mut j = 0;
+            while j + 4 <= cols {
+                transpose4(
+                    [col(j), col(j + 1), col(j + 2), col(j + 3)],
+                    &mut panel[j..],
+                    nr,
+                );
+                j += 4;
+            }
+            for j in j..cols {
+                for (dst, &v) in panel[j..].iter_mut().step_by(nr).zip(col(j)) {
                     *dst = v;
                 }
             }
