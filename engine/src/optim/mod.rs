@@ -8,6 +8,7 @@
 
 pub mod schedule;
 
+use rayon::prelude::*;
 use std::collections::BTreeMap;
 
 use crate::error::{bail, Result};
@@ -242,7 +243,34 @@ impl Optimizer {
                 *state = vec![vec![0.0; p.numel()]; slots];
             }
             let algorithm = &self.algorithm;
-            p.update(|w| update(algorithm, lr, t, first, w, &g, state));
+            p.update(|w| {
+                // Large parameters are updated in pieces across the pool (an update is a few
+                // passes over memory, and after a data-parallel step half of the gradient sits in
+                // the other core's cache). Each element is computed the same way either way.
+                const PIECE: usize = 1 << 14;
+                if crate::threads::worth_splitting(w.len(), 4 * PIECE) {
+                    let mut slots: Vec<_> = state.iter_mut().map(|v| v.chunks_mut(PIECE)).collect();
+                    let jobs: Vec<Piece> = w
+                        .chunks_mut(PIECE)
+                        .zip(g.chunks(PIECE))
+                        .map(|(wc, gc)| {
+                            let sc = slots
+                                .iter_mut()
+                                .map(|it| it.next().expect("slots have the parameter's length"))
+                                .collect();
+                            (wc, gc, sc)
+                        })
+                        .collect();
+                    crate::threads::pool().install(|| {
+                        jobs.into_par_iter().for_each(|(wc, gc, mut sc)| {
+                            update(algorithm, lr, t, first, wc, gc, &mut sc)
+                        })
+                    });
+                } else {
+                    let mut sc: Vec<&mut [f32]> = state.iter_mut().map(|v| &mut v[..]).collect();
+                    update(algorithm, lr, t, first, w, &g, &mut sc);
+                }
+            });
         }
         Ok(())
     }
@@ -312,6 +340,9 @@ impl Optimizer {
     }
 }
 
+/// A piece of one parameter's update: weights, gradient and each state slot.
+type Piece<'a> = (&'a mut [f32], &'a [f32], Vec<&'a mut [f32]>);
+
 /// One step of `algorithm` on one parameter `w` with gradient `g`, at step `t` (from 1).
 fn update(
     algorithm: &Algorithm,
@@ -320,7 +351,7 @@ fn update(
     first: bool,
     w: &mut [f32],
     g: &[f32],
-    state: &mut [Vec<f32>],
+    state: &mut [&mut [f32]],
 ) {
     match *algorithm {
         Algorithm::Sgd {
@@ -329,18 +360,27 @@ fn update(
             nesterov,
             weight_decay,
         } => {
-            for i in 0..w.len() {
-                let mut d = g[i] + weight_decay * w[i];
-                if momentum != 0.0 {
-                    let buf = &mut state[0][i];
-                    *buf = if first {
-                        d
-                    } else {
-                        momentum * *buf + (1.0 - dampening) * d
-                    };
-                    d = if nesterov { d + momentum * *buf } else { *buf };
+            let n = w.len();
+            let g = &g[..n];
+            if momentum == 0.0 {
+                for i in 0..n {
+                    w[i] -= lr * (g[i] + weight_decay * w[i]);
                 }
-                w[i] -= lr * d;
+                return;
+            }
+            let buf = &mut state[0][..n];
+            let h = SgdHyper {
+                lr,
+                momentum,
+                dampening,
+                weight_decay,
+            };
+            // The branches are resolved outside the loop, so that each variant vectorises.
+            match (first, nesterov) {
+                (true, true) => sgd_momentum::<true, true>(w, g, buf, h),
+                (true, false) => sgd_momentum::<true, false>(w, g, buf, h),
+                (false, true) => sgd_momentum::<false, true>(w, g, buf, h),
+                (false, false) => sgd_momentum::<false, false>(w, g, buf, h),
             }
         }
         Algorithm::Adagrad {
@@ -387,20 +427,93 @@ fn update(
             let bc2_sqrt = (1.0 - beta2.powi(t as i32)).sqrt();
             let step_size = lr / bc1;
             let (m, rest) = state.split_at_mut(1);
-            let (m, v) = (&mut m[0], &mut rest[0]);
-            for i in 0..w.len() {
-                let mut d = g[i];
-                if decoupled {
-                    w[i] *= 1.0 - lr * weight_decay;
-                } else {
-                    d += weight_decay * w[i];
-                }
-                m[i] += (d - m[i]) * (1.0 - beta1);
-                v[i] = beta2 * v[i] + (1.0 - beta2) * d * d;
-                let denom = v[i].sqrt() / bc2_sqrt + eps;
-                w[i] -= step_size * m[i] / denom;
+            let n = w.len();
+            let (g, m, v) = (&g[..n], &mut m[0][..n], &mut rest[0][..n]);
+            let h = AdamHyper {
+                lr,
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+                step_size,
+                bc2_sqrt,
+            };
+            if decoupled {
+                adam::<true>(w, g, m, v, h);
+            } else {
+                adam::<false>(w, g, m, v, h);
             }
         }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct SgdHyper {
+    lr: f32,
+    momentum: f32,
+    dampening: f32,
+    weight_decay: f32,
+}
+
+/// SGD with momentum over equal-length slices (PyTorch's update, term for term).
+#[inline(always)]
+fn sgd_momentum<const FIRST: bool, const NESTEROV: bool>(
+    w: &mut [f32],
+    g: &[f32],
+    buf: &mut [f32],
+    h: SgdHyper,
+) {
+    let n = w.len();
+    let (g, buf) = (&g[..n], &mut buf[..n]);
+    for i in 0..n {
+        let d = g[i] + h.weight_decay * w[i];
+        buf[i] = if FIRST {
+            d
+        } else {
+            h.momentum * buf[i] + (1.0 - h.dampening) * d
+        };
+        let step = if NESTEROV {
+            d + h.momentum * buf[i]
+        } else {
+            buf[i]
+        };
+        w[i] -= h.lr * step;
+    }
+}
+
+#[derive(Clone, Copy)]
+struct AdamHyper {
+    lr: f32,
+    beta1: f32,
+    beta2: f32,
+    eps: f32,
+    weight_decay: f32,
+    step_size: f32,
+    bc2_sqrt: f32,
+}
+
+/// Adam (or AdamW when `DECOUPLED`) over equal-length slices (PyTorch's update, term for term).
+#[inline(always)]
+fn adam<const DECOUPLED: bool>(
+    w: &mut [f32],
+    g: &[f32],
+    m: &mut [f32],
+    v: &mut [f32],
+    h: AdamHyper,
+) {
+    let n = w.len();
+    let (g, m, v) = (&g[..n], &mut m[..n], &mut v[..n]);
+    for i in 0..n {
+        let mut d = g[i];
+        if DECOUPLED {
+            w[i] *= 1.0 - h.lr * h.weight_decay;
+        } else {
+            d += h.weight_decay * w[i];
+        }
+        m[i] += (d - m[i]) * (1.0 - h.beta1);
+        v[i] = h.beta2 * v[i] + (1.0 - h.beta2) * d * d;
+        let denom = v[i].sqrt() / h.bc2_sqrt + h.eps;
+        w[i] -= h.step_size * m[i] / denom;
     }
 }
 
