@@ -150,3 +150,42 @@ fn a_very_deep_graph_neither_overflows_backward_nor_drop() {
     }
     drop(z);
 }
+
+/// A batched matmul big enough to run its products across the pool gives the same values and
+/// gradients as the same products taken one by one.
+#[test]
+fn large_batched_matmul_matches_its_products_one_by_one() {
+    let mut rng = engine::Rng::seed(41);
+    let (bt, m, k, n) = (64, 32, 33, 31);
+    let a = Tensor::randn_with([bt, m, k], 0.0, 1.0, &mut rng).requires_grad();
+    let b = Tensor::randn_with([bt, k, n], 0.0, 1.0, &mut rng).requires_grad();
+    let g = Tensor::randn_with([bt, m, n], 0.0, 1.0, &mut rng);
+    let y = a.matmul(&b).unwrap();
+    y.backward_with(&g).unwrap();
+    let (ga, gb) = (a.grad().unwrap().to_vec(), b.grad().unwrap().to_vec());
+    let (yv, av, bv, gv) = (y.to_vec(), a.to_vec(), b.to_vec(), g.to_vec());
+    for i in 0..bt {
+        let ai = Tensor::from_vec(av[i * m * k..(i + 1) * m * k].to_vec(), [m, k])
+            .unwrap()
+            .requires_grad();
+        let bi = Tensor::from_vec(bv[i * k * n..(i + 1) * k * n].to_vec(), [k, n])
+            .unwrap()
+            .requires_grad();
+        let yi = ai.matmul(&bi).unwrap();
+        yi.backward_with(
+            &Tensor::from_vec(gv[i * m * n..(i + 1) * m * n].to_vec(), [m, n]).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(yi.to_vec(), yv[i * m * n..(i + 1) * m * n], "product {i}");
+        assert_eq!(
+            ai.grad().unwrap().to_vec(),
+            ga[i * m * k..(i + 1) * m * k],
+            "dA {i}"
+        );
+        assert_eq!(
+            bi.grad().unwrap().to_vec(),
+            gb[i * k * n..(i + 1) * k * n],
+            "dB {i}"
+        );
+    }
+}

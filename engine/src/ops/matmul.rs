@@ -4,6 +4,8 @@ use smallvec::smallvec;
 
 use crate::autodiff::record;
 use crate::error::{bail, Result};
+use rayon::prelude::*;
+
 use crate::kernels::gemm::{sgemm, MatMut, MatRef};
 use crate::tensor::shape::{broadcast_shapes, Dims};
 use crate::tensor::{Buffer, Shape, Tensor};
@@ -95,17 +97,15 @@ impl Tensor {
         );
         let (a, b) = (self.data(), rhs.data());
         let mut y = vec![0.0; asrc.len() * m * n];
-        for (i, (&ia, &ib)) in asrc.iter().zip(&bsrc).enumerate() {
+        // Many small products (attention's, one per batch entry and head): the pool takes whole
+        // products, each on one thread.
+        let parallel = crate::threads::worth_splitting(asrc.len() * m * n * k, 1 << 21);
+        each_product(&mut y, m * n, parallel, |i, yi| {
+            let (ia, ib) = (asrc[i], bsrc[i]);
             let am = MatRef::row_major(&a[ia * m * k..(ia + 1) * m * k], m, k);
             let bm = MatRef::row_major(&b[ib * k * n..(ib + 1) * k * n], k, n);
-            sgemm(
-                1.0,
-                am,
-                bm,
-                0.0,
-                MatMut::row_major(&mut y[i * m * n..(i + 1) * m * n], m, n),
-            );
-        }
+            sgemm(1.0, am, bm, 0.0, MatMut::row_major(yi, m, n));
+        });
         let mut out: Dims = batch.dims().iter().copied().collect();
         out.extend([m, n]);
         let (sa, sb) = (self.shape().clone(), rhs.shape().clone());
@@ -119,33 +119,41 @@ impl Tensor {
                     // dA = G·Bᵀ and dB = Aᵀ·G per matrix, accumulated (beta = 1) into the matrix each
                     // operand's batch entry came from: that sums over broadcast batch axes for free.
                     let g = g.data();
+                    // In parallel only when no batch entry was broadcast (each gradient matrix
+                    // then receives exactly one product, so the threads write disjoint blocks).
+                    let identity = |src: &[usize]| src.iter().enumerate().all(|(i, &s)| i == s);
+                    let big = crate::threads::worth_splitting(asrc.len() * m * n * k, 1 << 21);
                     let ga = needs[0].then(|| {
                         let mut ga = vec![0.0; sa.numel()];
-                        for (i, (&ia, &ib)) in asrc.iter().zip(&bsrc).enumerate() {
+                        let dga = |i: usize, gai: &mut [f32]| {
                             let gm = MatRef::row_major(&g[i * m * n..(i + 1) * m * n], m, n);
+                            let ib = bsrc[i];
                             let bm = MatRef::row_major(&b[ib * k * n..(ib + 1) * k * n], k, n);
-                            sgemm(
-                                1.0,
-                                gm,
-                                bm.t(),
-                                1.0,
-                                MatMut::row_major(&mut ga[ia * m * k..(ia + 1) * m * k], m, k),
-                            );
+                            sgemm(1.0, gm, bm.t(), 1.0, MatMut::row_major(gai, m, k));
+                        };
+                        if big && identity(&asrc) {
+                            each_product(&mut ga, m * k, true, dga);
+                        } else {
+                            for (i, &ia) in asrc.iter().enumerate() {
+                                dga(i, &mut ga[ia * m * k..(ia + 1) * m * k]);
+                            }
                         }
                         Tensor::from_data(ga, sa)
                     });
                     let gb = needs[1].then(|| {
                         let mut gb = vec![0.0; sb.numel()];
-                        for (i, (&ia, &ib)) in asrc.iter().zip(&bsrc).enumerate() {
+                        let dgb = |i: usize, gbi: &mut [f32]| {
+                            let ia = asrc[i];
                             let am = MatRef::row_major(&a[ia * m * k..(ia + 1) * m * k], m, k);
                             let gm = MatRef::row_major(&g[i * m * n..(i + 1) * m * n], m, n);
-                            sgemm(
-                                1.0,
-                                am.t(),
-                                gm,
-                                1.0,
-                                MatMut::row_major(&mut gb[ib * k * n..(ib + 1) * k * n], k, n),
-                            );
+                            sgemm(1.0, am.t(), gm, 1.0, MatMut::row_major(gbi, k, n));
+                        };
+                        if big && identity(&bsrc) {
+                            each_product(&mut gb, k * n, true, dgb);
+                        } else {
+                            for (i, &ib) in bsrc.iter().enumerate() {
+                                dgb(i, &mut gb[ib * k * n..(ib + 1) * k * n]);
+                            }
                         }
                         Tensor::from_data(gb, sb)
                     });
@@ -153,6 +161,30 @@ impl Tensor {
                 }
             },
         ))
+    }
+}
+
+/// Runs `f(i, block)` for each `size`-element block of `out`, across the engine's pool when
+/// `parallel` (every block is computed the same way either way).
+fn each_product(
+    out: &mut [f32],
+    size: usize,
+    parallel: bool,
+    f: impl Fn(usize, &mut [f32]) + Sync,
+) {
+    if size == 0 {
+        return;
+    }
+    if parallel {
+        crate::threads::pool().install(|| {
+            out.par_chunks_mut(size)
+                .enumerate()
+                .for_each(|(i, block)| f(i, block))
+        });
+    } else {
+        out.chunks_mut(size)
+            .enumerate()
+            .for_each(|(i, block)| f(i, block));
     }
 }
 

@@ -13,9 +13,12 @@
 //!
 //! The micro-kernel is chosen once at run time from what the CPU supports (AVX-512F, then AVX2 with
 //! FMA, then a portable kernel), see [`Isa`]. Transposed operands are read through their strides
-//! during packing. When C has fewer columns than a kernel tile is wide (a classifier's 10 outputs),
-//! the transposed product Cᵀ = Bᵀ·Aᵀ is computed instead, which fills the tiles. Large products are
-//! split by rows of C across the engine's rayon pool.
+//! during packing (row-major A and column-major B are transposed into panels through 4×4 SSE
+//! register transposes). The last rows of a C whose height is not a multiple of MR are computed in
+//! place by shorter AVX-512 tiles. A product with at most 16 columns (a classifier's 10 outputs)
+//! goes, on AVX-512, to a skinny kernel that keeps each row of C in one register and reads A in
+//! place; on the other paths, a product narrower than a tile is computed as Cᵀ = Bᵀ·Aᵀ, which fills
+//! the tiles. Large products are split across the engine's rayon pool (by columns or rows of C).
 //!
 //! `matrixmultiply` stays as the test oracle ([`reference`]).
 
