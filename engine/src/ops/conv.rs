@@ -70,19 +70,44 @@ impl Geometry {
         self.spec.groups == 1 && self.rows() * self.n * self.cols() <= 1 << 21
     }
 
-    /// The column matrix of the whole batch, `[rows, N·L]`: image `n`'s columns at `n·L`.
+    /// The column matrix of the whole batch, `[rows, N·L]`: image `n`'s columns at `n·L` (one
+    /// group). Built by appending in memory order, so the buffer is written once (not zeroed
+    /// first): a small layer's step is dominated by such passes over memory.
     fn im2col_batch(&self, x: &[f32]) -> Vec<f32> {
-        let (l, chw) = (self.cols(), self.c * self.h * self.w);
-        let wide = self.n * l;
-        let mut cols = vec![0.0; self.rows() * wide];
-        for ni in 0..self.n {
-            self.im2col(
-                &x[ni * chw..][..chw],
-                0,
-                0..self.oh,
-                &mut cols[ni * l..],
-                wide,
-            );
+        let (chw, hw, ow, sw) = (
+            self.c * self.h * self.w,
+            self.h * self.w,
+            self.ow,
+            self.spec.stride.1,
+        );
+        let mut cols = Vec::with_capacity(self.rows() * self.n * self.cols());
+        for ci in 0..self.c {
+            for ky in 0..self.kh {
+                for kx in 0..self.kw {
+                    let (lo, hi, x0) = self.valid_cols(kx);
+                    // Output columns lo..hi read the image; the others are padding.
+                    let (lo, hi) = if lo < hi { (lo, hi) } else { (ow, ow) };
+                    for ni in 0..self.n {
+                        let plane = &x[ni * chw + ci * hw..][..hw];
+                        for oy in 0..self.oh {
+                            let Some(y) = self.source_row(oy, ky) else {
+                                cols.resize(cols.len() + ow, 0.0);
+                                continue;
+                            };
+                            cols.resize(cols.len() + lo, 0.0);
+                            if lo < hi {
+                                let start = y * self.w + (x0 + (lo * sw) as isize) as usize;
+                                if sw == 1 {
+                                    cols.extend_from_slice(&plane[start..start + (hi - lo)]);
+                                } else {
+                                    cols.extend(plane[start..].iter().step_by(sw).take(hi - lo));
+                                }
+                            }
+                            cols.resize(cols.len() + (ow - hi), 0.0);
+                        }
+                    }
+                }
+            }
         }
         cols
     }
@@ -437,9 +462,8 @@ impl Tensor {
         };
         let (xd, wd) = (self.data(), weight.data());
         let (rows, l) = (geo.rows(), geo.cols());
-        let mut y = vec![0.0; geo.n * geo.o * l];
         let batched = geo.batched();
-        if batched {
+        let mut y = if batched {
             // One GEMM for the whole batch: W [O, rows] · cols [rows, N·L] = [O, N·L], then laid
             // out as [N, O, L].
             let wide = geo.n * l;
@@ -452,12 +476,16 @@ impl Tensor {
                 0.0,
                 MatMut::row_major(&mut out, geo.o, wide),
             );
+            let mut y = Vec::with_capacity(geo.n * geo.o * l);
             for ni in 0..geo.n {
                 for o in 0..geo.o {
-                    y[(ni * geo.o + o) * l..][..l].copy_from_slice(&out[o * wide + ni * l..][..l]);
+                    y.extend_from_slice(&out[o * wide + ni * l..][..l]);
                 }
             }
-        }
+            y
+        } else {
+            vec![0.0; geo.n * geo.o * l]
+        };
         if !batched {
             let per_image = geo.o * l;
             if geo.images_in_parallel() {
@@ -498,11 +526,10 @@ impl Tensor {
                     if geo.batched() {
                         // G as [O, N·L]; dW = G·colsᵀ and dcols = Wᵀ·G in one GEMM each.
                         let wide = geo.n * l;
-                        let mut gall = vec![0.0; geo.o * wide];
-                        for ni in 0..geo.n {
-                            for o in 0..geo.o {
-                                gall[o * wide + ni * l..][..l]
-                                    .copy_from_slice(&g[(ni * geo.o + o) * l..][..l]);
+                        let mut gall = Vec::with_capacity(geo.o * wide);
+                        for o in 0..geo.o {
+                            for ni in 0..geo.n {
+                                gall.extend_from_slice(&g[(ni * geo.o + o) * l..][..l]);
                             }
                         }
                         let gm = MatRef::row_major(&gall, geo.o, wide);

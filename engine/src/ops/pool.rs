@@ -77,20 +77,26 @@ impl Tensor {
                     &mut argmax[pl * oh * ow..][..oh * ow],
                 );
                 if two_by_two {
-                    // The usual window, with fixed bounds so the compiler emits selects, not branches.
+                    // The usual window: two input rows at a time, bound once as slices so the
+                    // inner loop has no bounds checks, and the maximum picked with selects.
                     for oy in 0..oh {
-                        for ox in 0..ow {
-                            let i0 = 2 * oy * w + 2 * ox;
-                            let mut at = i0;
-                            let mut best = plane[i0];
-                            for i in [i0 + 1, i0 + w, i0 + w + 1] {
-                                let v = plane[i];
+                        let top = &plane[2 * oy * w..][..2 * ow];
+                        let bottom = &plane[(2 * oy + 1) * w..][..2 * ow];
+                        let base = pl * h * w + 2 * oy * w;
+                        let outs = yo[oy * ow..][..ow].iter_mut().zip(&mut ao[oy * ow..][..ow]);
+                        for (ox, ((yv, av), (t, b))) in outs
+                            .zip(top.chunks_exact(2).zip(bottom.chunks_exact(2)))
+                            .enumerate()
+                        {
+                            let mut best = t[0];
+                            let mut at = 0;
+                            for (v, off) in [(t[1], 1), (b[0], w), (b[1], w + 1)] {
                                 let take = (v > best) | (v.is_nan() & !best.is_nan());
                                 best = if take { v } else { best };
-                                at = if take { i } else { at };
+                                at = if take { off } else { at };
                             }
-                            yo[oy * ow + ox] = best;
-                            ao[oy * ow + ox] = pl * h * w + at;
+                            *yv = best;
+                            *av = base + 2 * ox + at;
                         }
                     }
                     continue;
