@@ -71,6 +71,24 @@ pub(crate) fn pack_b(
     nr: usize,
     out: &mut [f32],
 ) {
+    // The panel width as a constant, for each kernel's width.
+    match nr {
+        32 => pack_b_fixed::<32>(b, p0, c0, kb, nb, out),
+        16 => pack_b_fixed::<16>(b, p0, c0, kb, nb, out),
+        8 => pack_b_fixed::<8>(b, p0, c0, kb, nb, out),
+        _ => unreachable!("panel widths are 8, 16 or 32"),
+    }
+}
+
+fn pack_b_fixed<const NR: usize>(
+    b: &MatRef<'_>,
+    p0: usize,
+    c0: usize,
+    kb: usize,
+    nb: usize,
+    out: &mut [f32],
+) {
+    let nr = NR;
     let panels = nb.div_ceil(nr);
     debug_assert!(out.len() >= panels * nr * kb);
     for t in 0..panels {
@@ -82,9 +100,20 @@ pub(crate) fn pack_b(
         let first = c0 + t * nr;
         if b.col_stride == 1 {
             // Row-major B: each k step is a contiguous run of columns.
-            for p in 0..kb {
-                let src = &b.data[(p0 + p) * b.row_stride + first..][..cols];
-                panel[p * nr..p * nr + cols].copy_from_slice(src);
+            if cols == NR {
+                // A full panel: fixed-size copies, which compile to a few vector moves rather
+                // than a call to memmove per k step.
+                for (p, dst) in panel.chunks_exact_mut(NR).enumerate() {
+                    let src = &b.data[(p0 + p) * b.row_stride + first..][..NR];
+                    let dst: &mut [f32; NR] = dst.try_into().expect("chunks of NR");
+                    let src: &[f32; NR] = src.try_into().expect("a slice of NR");
+                    *dst = *src;
+                }
+            } else {
+                for p in 0..kb {
+                    let src = &b.data[(p0 + p) * b.row_stride + first..][..cols];
+                    panel[p * nr..p * nr + cols].copy_from_slice(src);
+                }
             }
         } else if b.row_stride == 1 {
             // Column-major B (a transposed view, e.g. a Linear layer's Wᵀ): the panel is a
