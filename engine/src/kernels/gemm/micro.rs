@@ -33,19 +33,24 @@ pub(crate) trait MicroKernel {
         rsc: usize,
     );
 
-    /// Computes the first `rows` (< MR) rows of a tile straight into C, for the last panel of a C
-    /// whose height is not a multiple of MR; returns false (doing nothing) when the kernel has no
-    /// such variant, and the caller goes through a scratch tile instead.
+    /// Whether [`MicroKernel::run_rows`] can read B in place (row-major, any row stride).
+    const DIRECT_B: bool = false;
+
+    /// Computes the first `rows` (≤ MR) rows of a tile straight into C, with B's rows `ldb` apart
+    /// (`NR` for a packed panel; a row-major B's row stride when read in place, for kernels with
+    /// [`MicroKernel::DIRECT_B`]). Returns false, doing nothing, when the kernel has no such
+    /// variant; the caller then goes through a scratch tile instead.
     ///
     /// # Safety
-    /// As [`MicroKernel::run`], with only the first `rows` rows of the C tile accessed.
+    /// As [`MicroKernel::run`], with only the first `rows` rows of the C tile accessed and B read
+    /// at `b + p·ldb + j` for p < kc, j < NR.
     #[allow(clippy::too_many_arguments)]
     unsafe fn run_rows(
         _rows: usize,
         _kc: usize,
         _alpha: f32,
         _a: *const f32,
-        _b: *const f32,
+        _b: (*const f32, usize),
         _beta: f32,
         _c: *mut f32,
         _rsc: usize,
@@ -132,30 +137,34 @@ mod x86 {
             unsafe { avx512_tile::<12>(kc, alpha, a, b, beta, c, rsc) }
         }
 
+        const DIRECT_B: bool = true;
+
         unsafe fn run_rows(
             rows: usize,
             kc: usize,
             alpha: f32,
             a: *const f32,
-            b: *const f32,
+            b: (*const f32, usize),
             beta: f32,
             c: *mut f32,
             rsc: usize,
         ) -> bool {
-            // SAFETY: forwarded contract, each variant touching only its first `rows` rows of C.
+            // SAFETY: forwarded contract, each variant touching only its first `rows` rows of C;
+            // selected only when the CPU reports avx512f.
             unsafe {
                 match rows {
-                    1 => avx512_tile::<1>(kc, alpha, a, b, beta, c, rsc),
-                    2 => avx512_tile::<2>(kc, alpha, a, b, beta, c, rsc),
-                    3 => avx512_tile::<3>(kc, alpha, a, b, beta, c, rsc),
-                    4 => avx512_tile::<4>(kc, alpha, a, b, beta, c, rsc),
-                    5 => avx512_tile::<5>(kc, alpha, a, b, beta, c, rsc),
-                    6 => avx512_tile::<6>(kc, alpha, a, b, beta, c, rsc),
-                    7 => avx512_tile::<7>(kc, alpha, a, b, beta, c, rsc),
-                    8 => avx512_tile::<8>(kc, alpha, a, b, beta, c, rsc),
-                    9 => avx512_tile::<9>(kc, alpha, a, b, beta, c, rsc),
-                    10 => avx512_tile::<10>(kc, alpha, a, b, beta, c, rsc),
-                    11 => avx512_tile::<11>(kc, alpha, a, b, beta, c, rsc),
+                    1 => avx512_tile_b::<1>(kc, alpha, a, b, beta, c, rsc),
+                    2 => avx512_tile_b::<2>(kc, alpha, a, b, beta, c, rsc),
+                    3 => avx512_tile_b::<3>(kc, alpha, a, b, beta, c, rsc),
+                    4 => avx512_tile_b::<4>(kc, alpha, a, b, beta, c, rsc),
+                    5 => avx512_tile_b::<5>(kc, alpha, a, b, beta, c, rsc),
+                    6 => avx512_tile_b::<6>(kc, alpha, a, b, beta, c, rsc),
+                    7 => avx512_tile_b::<7>(kc, alpha, a, b, beta, c, rsc),
+                    8 => avx512_tile_b::<8>(kc, alpha, a, b, beta, c, rsc),
+                    9 => avx512_tile_b::<9>(kc, alpha, a, b, beta, c, rsc),
+                    10 => avx512_tile_b::<10>(kc, alpha, a, b, beta, c, rsc),
+                    11 => avx512_tile_b::<11>(kc, alpha, a, b, beta, c, rsc),
+                    12 => avx512_tile_b::<12>(kc, alpha, a, b, beta, c, rsc),
                     _ => return false,
                 }
             }
@@ -176,6 +185,26 @@ mod x86 {
         c: *mut f32,
         rsc: usize,
     ) {
+        // SAFETY: forwarded contract, with a packed B panel (rows 32 floats apart).
+        unsafe { avx512_tile_b::<R>(kc, alpha, a, (b, 32), beta, c, rsc) }
+    }
+
+    /// [`avx512_tile`] with B's rows `ldb` apart: 32 for a packed panel, or a row-major B read in
+    /// place (a product with a single panel of A rows uses each B element once, so packing B
+    /// would only copy it).
+    ///
+    /// # Safety
+    /// As [`MicroKernel::run`], with B read at `b + p·ldb + j` for p < kc, j < 32.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn avx512_tile_b<const R: usize>(
+        kc: usize,
+        alpha: f32,
+        a: *const f32,
+        (b, ldb): (*const f32, usize),
+        beta: f32,
+        c: *mut f32,
+        rsc: usize,
+    ) {
         // Start loading the C tile now: it is read (or written) only after the loop, and a tile of
         // a large C is rarely in cache. The hint cannot fault, so it is fine when beta is 0.
         for i in 0..R {
@@ -188,11 +217,11 @@ mod x86 {
         let mut acc = [[_mm512_setzero_ps(); 2]; R];
         // One step of k: two vectors of B, R broadcasts of A, 2·R fused multiply-adds.
         let step = |acc: &mut [[__m512; 2]; R], p: usize| {
-            // SAFETY: callers pass p < kc, so the 32 floats of B and 12 of A read here are inside
-            // the panels.
+            // SAFETY: callers pass p < kc, so the 32 floats of B (row p, `ldb` apart) and the R of
+            // A read here are inside the panels.
             unsafe {
-                let b0 = _mm512_loadu_ps(b.add(p * 32));
-                let b1 = _mm512_loadu_ps(b.add(p * 32 + 16));
+                let b0 = _mm512_loadu_ps(b.add(p * ldb));
+                let b1 = _mm512_loadu_ps(b.add(p * ldb + 16));
                 let ap = a.add(p * 12);
                 for (i, row) in acc.iter_mut().enumerate() {
                     let ai = _mm512_set1_ps(*ap.add(i));

@@ -311,11 +311,18 @@ fn gemm_blocks<K: MicroKernel>(
 ) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     let mut tile = [0.0f32; 12 * 32];
+    // With a single panel of rows (m ≤ MR: a small convolution's output channels, say), each
+    // element of B is used by one tile only: kernels that can read a row-major B in place do,
+    // instead of copying it into panels first. (The output must be row-major: the scratch-tile
+    // path for strided outputs reads packed panels.)
+    let direct_b = K::DIRECT_B && m <= K::MR && b.col_stride == 1 && c.cs == 1;
     for jc in (0..n).step_by(nc) {
         let nb = nc.min(n - jc);
         for pc in (0..k).step_by(kc) {
             let kb = kc.min(k - pc);
-            pack::pack_b(b, pc, jc, kb, nb, K::NR, bpack);
+            if !direct_b {
+                pack::pack_b(b, pc, jc, kb, nb, K::NR, bpack);
+            }
             // The first pass over k applies beta; later passes accumulate.
             let beta_here = if pc == 0 { beta } else { 1.0 };
             for ic in (0..m).step_by(mc) {
@@ -324,10 +331,18 @@ fn gemm_blocks<K: MicroKernel>(
                 for ir in (0..mb).step_by(K::MR) {
                     let ap = &apack[(ir / K::MR) * K::MR * kb..];
                     for jr in (0..nb).step_by(K::NR) {
-                        let bp = &bpack[(jr / K::NR) * K::NR * kb..];
                         let (rows, cols) = (K::MR.min(mb - ir), K::NR.min(nb - jr));
                         let (r0, c0) = (ic + ir, jc + jr);
-                        if rows == K::MR && cols == K::NR && c.cs == 1 {
+                        let (bp, ldb) = if !direct_b {
+                            (&bpack[(jr / K::NR) * K::NR * kb..], K::NR)
+                        } else if cols == K::NR {
+                            (&b.data[pc * b.row_stride + c0..], b.row_stride)
+                        } else {
+                            // The last, partial panel of a B read in place: packed (padded).
+                            pack::pack_b(b, pc, c0, kb, cols, K::NR, bpack);
+                            (&bpack[..], K::NR)
+                        };
+                        if ldb == K::NR && rows == K::MR && cols == K::NR && c.cs == 1 {
                             let at = r0 * c.rs + c0;
                             debug_assert!(at + (K::MR - 1) * c.rs + K::NR <= c.data.len());
                             // SAFETY: the panels hold kb·MR and kb·NR packed floats; the full tile
@@ -345,14 +360,16 @@ fn gemm_blocks<K: MicroKernel>(
                             };
                         } else if cols == K::NR
                             && c.cs == 1
-                            // SAFETY: as above, for the `rows` rows of the tile that exist.
+                            // SAFETY: as above, for the `rows` rows of the tile that exist; a B
+                            // read in place has its kb rows of NR columns inside `b` (a full
+                            // panel: c0 + NR ≤ n, checked by `sgemm`).
                             && unsafe {
                                 K::run_rows(
                                     rows,
                                     kb,
                                     alpha,
                                     ap.as_ptr(),
-                                    bp.as_ptr(),
+                                    (bp.as_ptr(), ldb),
                                     beta_here,
                                     c.data.as_mut_ptr().add(r0 * c.rs + c0),
                                     c.rs,
