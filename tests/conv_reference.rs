@@ -118,14 +118,27 @@ fn conv_errors_name_the_shapes() {
 /// rows and to run its images on different threads.
 #[test]
 fn per_image_blocks_match_direct_loops() {
-    let mut rng = Rng::seed(29);
+    check_against_loops(2, 32, 64, 64, 4, 3, 29);
+}
+
+/// The batched path (one column matrix for a group of images) with the batch split into groups
+/// across threads (8 images, 9.8 M multiply-adds): forward and both gradients.
+#[test]
+fn batched_groups_match_direct_loops() {
+    check_against_loops(8, 3, 32, 32, 16, 5, 31);
+}
+
+/// A stride-1 convolution of `n` images `[c, h, wi]` by `o` square `k`×`k` kernels with "same"
+/// padding: output, dX and dW against direct loops in f64.
+fn check_against_loops(n: usize, c: usize, h: usize, wi: usize, o: usize, k: usize, seed: u64) {
+    let mut rng = Rng::seed(seed);
+    let p = k / 2;
     let spec = Conv2dSpec {
-        padding: (1, 1),
+        padding: (p, p),
         ..Default::default()
     };
-    let (n, c, h, wi, o) = (2, 32, 64, 64, 4);
     let x = Tensor::randn_with([n, c, h, wi], 0.0, 1.0, &mut rng).requires_grad();
-    let w = Tensor::randn_with([o, c, 3, 3], 0.0, 1.0, &mut rng).requires_grad();
+    let w = Tensor::randn_with([o, c, k, k], 0.0, 1.0, &mut rng).requires_grad();
     let b = Tensor::zeros([o]);
     let y = x.conv2d(&w, Some(&b), spec).unwrap();
     let want = naive(&x, &w, &b, spec);
@@ -145,14 +158,14 @@ fn per_image_blocks_match_direct_loops() {
                 for xx in 0..wi {
                     let g = gd[((ni * o + oi) * h + yy) * wi + xx] as f64;
                     for ci in 0..c {
-                        for ky in 0..3 {
-                            for kx in 0..3 {
+                        for ky in 0..k {
+                            for kx in 0..k {
                                 let (iy, ix) = (yy + ky, xx + kx);
-                                if iy < 1 || ix < 1 || iy > h || ix > wi {
+                                if iy < p || ix < p || iy >= h + p || ix >= wi + p {
                                     continue;
                                 }
-                                let xi = ((ni * c + ci) * h + iy - 1) * wi + ix - 1;
-                                let wj = ((oi * c + ci) * 3 + ky) * 3 + kx;
+                                let xi = ((ni * c + ci) * h + iy - p) * wi + ix - p;
+                                let wj = ((oi * c + ci) * k + ky) * k + kx;
                                 gx[xi] += g * wd[wj] as f64;
                                 gw[wj] += g * xd[xi] as f64;
                             }

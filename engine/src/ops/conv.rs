@@ -70,24 +70,24 @@ impl Geometry {
         self.spec.groups == 1 && self.rows() * self.n * self.cols() <= 1 << 21
     }
 
-    /// The column matrix of the whole batch, `[rows, N·L]`: image `n`'s columns at `n·L` (one
-    /// group). Built by appending in memory order, so the buffer is written once (not zeroed
+    /// The column matrix of the images `images` (a range of the batch), `[rows, n·L]`: the range's
+    /// image `i` has its columns at `i·L` (one group). Built by appending in memory order, so the buffer is written once (not zeroed
     /// first): a small layer's step is dominated by such passes over memory.
-    fn im2col_batch(&self, x: &[f32]) -> Vec<f32> {
+    fn im2col_batch(&self, x: &[f32], images: Range<usize>) -> Vec<f32> {
         let (chw, hw, ow, sw) = (
             self.c * self.h * self.w,
             self.h * self.w,
             self.ow,
             self.spec.stride.1,
         );
-        let mut cols = Vec::with_capacity(self.rows() * self.n * self.cols());
+        let mut cols = Vec::with_capacity(self.rows() * images.len() * self.cols());
         for ci in 0..self.c {
             for ky in 0..self.kh {
                 for kx in 0..self.kw {
                     let (lo, hi, x0) = self.valid_cols(kx);
                     // Output columns lo..hi read the image; the others are padding.
                     let (lo, hi) = if lo < hi { (lo, hi) } else { (ow, ow) };
-                    for ni in 0..self.n {
+                    for ni in images.clone() {
                         let plane = &x[ni * chw + ci * hw..][..hw];
                         for oy in 0..self.oh {
                             let Some(y) = self.source_row(oy, ky) else {
@@ -110,6 +110,98 @@ impl Geometry {
             }
         }
         cols
+    }
+
+    /// How many groups of images the batched path splits the batch into: one per thread when
+    /// the layer is big enough and the caller is not a worker already (a data-parallel shard),
+    /// else one. Each group is one GEMM per pass.
+    fn batch_groups(&self) -> usize {
+        if self.images_in_parallel() {
+            crate::threads::num_threads().min(self.n)
+        } else {
+            1
+        }
+    }
+
+    /// The images of group `t` of `groups`.
+    fn group_images(&self, t: usize, groups: usize) -> Range<usize> {
+        t * self.n / groups..(t + 1) * self.n / groups
+    }
+
+    /// Batched forward pass of the images `images`: `W [O, rows] · cols [rows, n·L] = [O, n·L]`,
+    /// returned laid out as `[n, O, L]`.
+    fn forward_batch(&self, xd: &[f32], wd: &[f32], images: Range<usize>) -> Vec<f32> {
+        let (rows, l, nb) = (self.rows(), self.cols(), images.len());
+        let wide = nb * l;
+        let cols = self.im2col_batch(xd, images);
+        let mut out = vec![0.0; self.o * wide];
+        sgemm(
+            1.0,
+            MatRef::row_major(wd, self.o, rows),
+            MatRef::row_major(&cols, rows, wide),
+            0.0,
+            MatMut::row_major(&mut out, self.o, wide),
+        );
+        let mut y = Vec::with_capacity(nb * self.o * l);
+        for i in 0..nb {
+            for o in 0..self.o {
+                y.extend_from_slice(&out[o * wide + i * l..][..l]);
+            }
+        }
+        y
+    }
+
+    /// The output gradient of the images `images` laid out as `[O, n·L]`, as the GEMMs want it.
+    fn grad_batch(&self, g: &[f32], images: Range<usize>) -> Vec<f32> {
+        let l = self.cols();
+        let mut gall = Vec::with_capacity(self.o * images.len() * l);
+        for o in 0..self.o {
+            for ni in images.clone() {
+                gall.extend_from_slice(&g[(ni * self.o + o) * l..][..l]);
+            }
+        }
+        gall
+    }
+
+    /// Weight gradient `G·colsᵀ` (`[O, rows]`) of the images `images`.
+    fn weight_grad_batch(&self, xd: &[f32], g: &[f32], images: Range<usize>) -> Vec<f32> {
+        let (rows, wide) = (self.rows(), images.len() * self.cols());
+        let gall = self.grad_batch(g, images.clone());
+        let cols = self.im2col_batch(xd, images);
+        let mut gw = vec![0.0; self.o * rows];
+        sgemm(
+            1.0,
+            MatRef::row_major(&gall, self.o, wide),
+            MatRef::row_major(&cols, rows, wide).t(),
+            0.0,
+            MatMut::row_major(&mut gw, self.o, rows),
+        );
+        gw
+    }
+
+    /// Input gradient of the images `images` (`gx` holds exactly their `[n, C, H, W]`):
+    /// `dcols = Wᵀ·G`, scattered back by col2im.
+    fn input_grad_batch(&self, g: &[f32], wd: &[f32], images: Range<usize>, gx: &mut [f32]) {
+        let (rows, l, chw) = (self.rows(), self.cols(), self.c * self.h * self.w);
+        let wide = images.len() * l;
+        let gall = self.grad_batch(g, images.clone());
+        let mut dcols = vec![0.0; rows * wide];
+        sgemm(
+            1.0,
+            MatRef::row_major(wd, self.o, rows).t(),
+            MatRef::row_major(&gall, self.o, wide),
+            0.0,
+            MatMut::row_major(&mut dcols, rows, wide),
+        );
+        for i in 0..images.len() {
+            self.col2im(
+                &dcols[i * l..],
+                0,
+                0..self.oh,
+                &mut gx[i * chw..][..chw],
+                wide,
+            );
+        }
     }
 
     /// Output rows per block of the per-image path: the block's column matrix (`rows × block·OW`)
@@ -461,28 +553,22 @@ impl Tensor {
             spec,
         };
         let (xd, wd) = (self.data(), weight.data());
-        let (rows, l) = (geo.rows(), geo.cols());
+        let l = geo.cols();
         let batched = geo.batched();
         let mut y = if batched {
-            // One GEMM for the whole batch: W [O, rows] · cols [rows, N·L] = [O, N·L], then laid
-            // out as [N, O, L].
-            let wide = geo.n * l;
-            let cols = geo.im2col_batch(&xd);
-            let mut out = vec![0.0; geo.o * wide];
-            sgemm(
-                1.0,
-                MatRef::row_major(&wd, geo.o, rows),
-                MatRef::row_major(&cols, rows, wide),
-                0.0,
-                MatMut::row_major(&mut out, geo.o, wide),
-            );
-            let mut y = Vec::with_capacity(geo.n * geo.o * l);
-            for ni in 0..geo.n {
-                for o in 0..geo.o {
-                    y.extend_from_slice(&out[o * wide + ni * l..][..l]);
-                }
+            // One GEMM per group of images (the whole batch, or one group per thread).
+            let groups = geo.batch_groups();
+            if groups == 1 {
+                geo.forward_batch(&xd, &wd, 0..geo.n)
+            } else {
+                let parts: Vec<Vec<f32>> = crate::threads::pool().install(|| {
+                    (0..groups)
+                        .into_par_iter()
+                        .map(|t| geo.forward_batch(&xd, &wd, geo.group_images(t, groups)))
+                        .collect()
+                });
+                parts.concat()
             }
-            y
         } else {
             vec![0.0; geo.n * geo.o * l]
         };
@@ -524,43 +610,50 @@ impl Tensor {
                     let mut gx = needs[0].then(|| vec![0.0; sx.numel()]);
                     let mut gw = needs[1].then(|| vec![0.0; sw.numel()]);
                     if geo.batched() {
-                        // G as [O, N·L]; dW = G·colsᵀ and dcols = Wᵀ·G in one GEMM each.
-                        let wide = geo.n * l;
-                        let mut gall = Vec::with_capacity(geo.o * wide);
-                        for o in 0..geo.o {
-                            for ni in 0..geo.n {
-                                gall.extend_from_slice(&g[(ni * geo.o + o) * l..][..l]);
+                        // G as [O, n·L] per group of images; dW = G·colsᵀ and dcols = Wᵀ·G in
+                        // one GEMM each. dW sums the groups' parts in group order, so the result
+                        // depends on the thread count only, not on scheduling.
+                        let groups = geo.batch_groups();
+                        let pool = crate::threads::pool();
+                        if let Some(gw) = gw.as_mut() {
+                            let parts: Vec<Vec<f32>> = if groups == 1 {
+                                vec![geo.weight_grad_batch(&xd, &g, 0..geo.n)]
+                            } else {
+                                pool.install(|| {
+                                    (0..groups)
+                                        .into_par_iter()
+                                        .map(|t| {
+                                            geo.weight_grad_batch(
+                                                &xd,
+                                                &g,
+                                                geo.group_images(t, groups),
+                                            )
+                                        })
+                                        .collect()
+                                })
+                            };
+                            for part in parts {
+                                gw.iter_mut().zip(part).for_each(|(d, v)| *d += v);
                             }
                         }
-                        let gm = MatRef::row_major(&gall, geo.o, wide);
-                        if let Some(gw) = gw.as_mut() {
-                            let cols = geo.im2col_batch(&xd);
-                            sgemm(
-                                1.0,
-                                gm,
-                                MatRef::row_major(&cols, rows, wide).t(),
-                                0.0,
-                                MatMut::row_major(gw, geo.o, rows),
-                            );
-                        }
                         if let Some(gx) = gx.as_mut() {
-                            let mut dcols = vec![0.0; rows * wide];
-                            sgemm(
-                                1.0,
-                                MatRef::row_major(&wd, geo.o, rows).t(),
-                                gm,
-                                0.0,
-                                MatMut::row_major(&mut dcols, rows, wide),
-                            );
                             let chw = geo.c * geo.h * geo.w;
-                            for ni in 0..geo.n {
-                                geo.col2im(
-                                    &dcols[ni * l..],
-                                    0,
-                                    0..geo.oh,
-                                    &mut gx[ni * chw..][..chw],
-                                    wide,
-                                );
+                            // Each group's images own a disjoint slice of dX.
+                            let mut pieces = Vec::with_capacity(groups);
+                            let mut rest: &mut [f32] = gx;
+                            for t in 0..groups {
+                                let (piece, tail) =
+                                    rest.split_at_mut(geo.group_images(t, groups).len() * chw);
+                                pieces.push((t, piece));
+                                rest = tail;
+                            }
+                            let run = |(t, piece): (usize, &mut [f32])| {
+                                geo.input_grad_batch(&g, &wd, geo.group_images(t, groups), piece)
+                            };
+                            if groups == 1 {
+                                pieces.into_iter().for_each(run);
+                            } else {
+                                pool.install(|| pieces.into_par_iter().for_each(run));
                             }
                         }
                     }
