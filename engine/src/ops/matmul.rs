@@ -223,13 +223,19 @@ impl Tensor {
         let m = self.numel() / k.max(1);
         crate::tensor::budget::check("linear", &[m, out_f])?;
         let (x, w) = (self.data(), weight.data());
-        let mut y = vec![0.0; m * out_f];
-        if let Some(b) = bias {
-            let b = b.data();
-            for row in y.chunks_exact_mut(out_f) {
-                row.copy_from_slice(&b);
+        // The output starts as the bias in every row (written once, not zeroed first), and the
+        // GEMM adds x·Wᵀ to it.
+        let mut y = match bias {
+            Some(b) => {
+                let b = b.data();
+                let mut y = Vec::with_capacity(m * out_f);
+                for _ in 0..m {
+                    y.extend_from_slice(&b);
+                }
+                y
             }
-        }
+            None => vec![0.0; m * out_f],
+        };
         let beta = if bias.is_some() { 1.0 } else { 0.0 };
         sgemm(
             1.0,

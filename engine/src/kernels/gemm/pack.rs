@@ -45,9 +45,19 @@ pub(crate) fn pack_a(
             }
         } else if a.row_stride == 1 {
             // Column-major A (a transposed view): each k step is a contiguous run of rows.
-            for p in 0..kb {
-                let src = &a.data[(p0 + p) * a.col_stride + first..][..rows];
-                panel[p * mr..p * mr + rows].copy_from_slice(src);
+            if rows == 12 && mr == 12 {
+                // AVX-512's full panels: fixed-size copies (a few vector moves) rather than a
+                // call to memmove per k step.
+                for (p, dst) in panel.chunks_exact_mut(12).enumerate() {
+                    let src = &a.data[(p0 + p) * a.col_stride + first..][..12];
+                    let dst: &mut [f32; 12] = dst.try_into().expect("chunks of 12");
+                    *dst = src.try_into().expect("a slice of 12");
+                }
+            } else {
+                for p in 0..kb {
+                    let src = &a.data[(p0 + p) * a.col_stride + first..][..rows];
+                    panel[p * mr..p * mr + rows].copy_from_slice(src);
+                }
             }
         } else {
             for i in 0..rows {
