@@ -244,6 +244,23 @@ fn fused_layer_norm_over_one_and_two_axes() {
 }
 
 #[test]
+fn fused_multi_head_attention() {
+    let mut r = rng();
+    // (batch, queries, keys, width, heads, causal): square causal, and cross-attention with more
+    // keys than queries.
+    for (b, t, s, e, h, causal) in [(2, 4, 4, 6, 2, true), (2, 3, 5, 4, 2, false)] {
+        let q = away_from_zero(&[b, t, e], &mut r);
+        let k = away_from_zero(&[b, s, e], &mut r);
+        let v = away_from_zero(&[b, s, e], &mut r);
+        gradcheck(
+            &format!("multi_head_attention T={t} S={s} causal={causal}"),
+            &[q, k, v],
+            |x| Ok(x[0].multi_head_attention(&x[1], &x[2], h, causal)?.0),
+        );
+    }
+}
+
+#[test]
 fn composite_graph_reuses_a_tensor() {
     // x feeds several branches: gradients from each must add up.
     let mut r = rng();

@@ -8,11 +8,8 @@ use super::layers::{Activation, Dropout, Linear};
 use super::norm::LayerNorm;
 use super::Module;
 use crate::error::{bail, Result};
+use crate::ops::attention::MASKED;
 use crate::tensor::Tensor;
-
-/// Large enough that `exp(score - MASKED)` is 0 in f32, small enough that a fully masked row stays
-/// finite (it becomes uniform instead of NaN).
-const MASKED: f32 = -1e9;
 
 /// Scaled dot-product attention with `heads` heads over inputs `[B, T, E]` (batch first), with
 /// PyTorch's `nn.MultiheadAttention` parameters: `in_proj_weight` `[3E, E]`, `in_proj_bias` `[3E]`
@@ -90,6 +87,18 @@ impl MultiHeadAttention {
             );
         }
         let (h, d) = (self.heads, e / self.heads);
+        if key_padding.is_none() {
+            // The fused op: the heads are strided views of the projections, no permutes.
+            let lin = |x: &Tensor, i: usize| -> Result<Tensor> {
+                let w = self.in_proj_weight.narrow(0, i * e, e)?;
+                let bias = self.in_proj_bias.narrow(0, i * e, e)?;
+                x.linear(&w, Some(&bias))
+            };
+            let (q, k, v) = (lin(query, 0)?, lin(key, 1)?, lin(value, 2)?);
+            let (out, weights) = q.multi_head_attention(&k, &v, h, self.causal)?;
+            *self.last_weights.lock().unwrap_or_else(|e| e.into_inner()) = Some(weights.clone());
+            return Ok((self.out_proj.call(&out)?, weights));
+        }
         let proj = |x: &Tensor, i: usize| -> Result<Tensor> {
             let w = self.in_proj_weight.narrow(0, i * e, e)?;
             let bias = self.in_proj_bias.narrow(0, i * e, e)?;

@@ -4,6 +4,7 @@
 //! Every op returns a `Result` whose error names the op and the shapes; the operator sugar in
 //! [`sugar`] (`&a + &b`) panics with that same message, for model code that knows its shapes.
 
+pub mod attention;
 pub mod binary;
 pub mod conv;
 pub mod layer_norm;

@@ -1,0 +1,222 @@
+//! Multi-head scaled dot-product attention as one fused op with its own backward: the core of
+//! every transformer block. The composed form (split the heads with a permute, transpose the keys,
+//! multiply, scale, add the mask, softmax, multiply, merge the heads with another permute) copies
+//! each activation several times and makes as many temporaries in the backward pass. Here every
+//! head is a strided view into the `[B, L, E]` tensors: each GEMM reads and writes them in place.
+//!
+//! Per batch entry `b` and head `h` (columns `h·D..(h+1)·D` of `E`, scale `1/√D`):
+//!
+//! ```text
+//! forward:  P = softmax(scale · Q·Kᵀ + mask)        out = P·V
+//! backward: dV = Pᵀ·dOut   dP = dOut·Vᵀ   dS = P ⊙ (dP − rowsum(dP ⊙ P))
+//!           dQ = scale · dS·K                        dK = scale · dSᵀ·Q
+//! ```
+
+use rayon::prelude::*;
+use smallvec::smallvec;
+
+use crate::autodiff::record;
+use crate::error::{bail, Result};
+use crate::kernels::gemm::{sgemm, MatMut, MatRef};
+use crate::kernels::vmath;
+use crate::tensor::{Buffer, Shape, Tensor};
+
+/// The score given to a position a query may not see: large enough that `exp(score − MASKED)`
+/// is 0 in f32, small enough that a fully masked row stays finite (it becomes uniform instead of
+/// NaN).
+pub(crate) const MASKED: f32 = -1e9;
+
+/// The geometry of one attention call.
+#[derive(Clone, Copy)]
+struct Heads {
+    b: usize,
+    t: usize,
+    s: usize,
+    e: usize,
+    h: usize,
+    d: usize,
+}
+
+impl Heads {
+    /// Head `h` of batch entry `bi` of a `[B, L, E]` tensor's data, as an `L × D` view.
+    fn view<'a>(&self, x: &'a [f32], bi: usize, h: usize, len: usize) -> MatRef<'a> {
+        MatRef {
+            data: &x[bi * len * self.e + h * self.d..],
+            rows: len,
+            cols: self.d,
+            row_stride: self.e,
+            col_stride: 1,
+        }
+    }
+
+    /// The same head of batch entry `bi`'s own block (`[L, E]`) of an output, as a writable view.
+    fn view_mut<'a>(&self, block: &'a mut [f32], h: usize, len: usize) -> MatMut<'a> {
+        MatMut {
+            data: &mut block[h * self.d..],
+            rows: len,
+            cols: self.d,
+            row_stride: self.e,
+        }
+    }
+
+    /// Runs `f(bi, block)` over batch entries, each owning `size` elements of `out`, across the
+    /// engine's pool when the work is large enough (each entry is computed the same way either
+    /// way).
+    fn per_entry(&self, out: &mut [f32], size: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
+        let work = self.b * self.h * self.t * self.s * self.d;
+        if crate::threads::worth_splitting(work, 1 << 21) && self.b > 1 {
+            crate::threads::pool().install(|| {
+                out.par_chunks_mut(size)
+                    .enumerate()
+                    .for_each(|(bi, blk)| f(bi, blk))
+            });
+        } else {
+            out.chunks_mut(size)
+                .enumerate()
+                .for_each(|(bi, blk)| f(bi, blk));
+        }
+    }
+}
+
+impl Tensor {
+    /// Multi-head attention of queries `self` (`[B, T, E]`) over `key` and `value` (`[B, S, E]`),
+    /// with `heads` heads of `E / heads` features each (already projected: this is
+    /// `softmax(Q·Kᵀ/√D + mask)·V` per head, the heads side by side in the output). With `causal`,
+    /// query `i` sees keys `0..=i` only. Returns the output `[B, T, E]` and the attention weights
+    /// `[B, heads, T, S]`, the latter for inspection (gradients flow through the output).
+    pub fn multi_head_attention(
+        &self,
+        key: &Tensor,
+        value: &Tensor,
+        heads: usize,
+        causal: bool,
+    ) -> Result<(Tensor, Tensor)> {
+        let (q, k, v) = (self.dims(), key.dims(), value.dims());
+        if q.len() != 3 || k.len() != 3 || v.len() != 3 || k != v || q[0] != k[0] || q[2] != k[2] {
+            bail!(
+                "multi_head_attention",
+                "expects query [B, T, E] and key, value [B, S, E], got {}, {} and {}",
+                self.shape(),
+                key.shape(),
+                value.shape()
+            );
+        }
+        if heads == 0 || q[2] % heads != 0 {
+            bail!(
+                "multi_head_attention",
+                "width {} does not split into {heads} heads",
+                q[2]
+            );
+        }
+        let geo = Heads {
+            b: q[0],
+            t: q[1],
+            s: k[1],
+            e: q[2],
+            h: heads,
+            d: q[2] / heads,
+        };
+        let Heads { b, t, s, e, h, d } = geo;
+        crate::tensor::budget::check("multi_head_attention", &[b, h, t, s])?;
+        let scale = 1.0 / (d as f32).sqrt();
+        let (qd, kd, vd) = (self.data(), key.data(), value.data());
+        // Scores, scaled in the GEMM, then masked, then normalised row by row.
+        let mut p = vec![0.0; b * h * t * s];
+        geo.per_entry(&mut p, h * t * s, |bi, blk| {
+            for (hi, scores) in blk.chunks_exact_mut(t * s).enumerate() {
+                let qm = geo.view(&qd, bi, hi, t);
+                let km = geo.view(&kd, bi, hi, s);
+                sgemm(scale, qm, km.t(), 0.0, MatMut::row_major(scores, t, s));
+                if causal {
+                    // Query i sees keys 0..=i.
+                    for (i, row) in scores.chunks_exact_mut(s).enumerate().take(s) {
+                        row[i + 1..].fill(MASKED);
+                    }
+                }
+            }
+        });
+        let p = vmath::softmax_rows(&p, s);
+        let mut out = vec![0.0; b * t * e];
+        let p_ref = &p;
+        geo.per_entry(&mut out, t * e, |bi, blk| {
+            for hi in 0..h {
+                let pm = MatRef::row_major(&p_ref[(bi * h + hi) * t * s..][..t * s], t, s);
+                sgemm(
+                    1.0,
+                    pm,
+                    geo.view(&vd, bi, hi, s),
+                    0.0,
+                    geo.view_mut(blk, hi, t),
+                );
+            }
+        });
+        // The weights are returned for inspection and kept (shared, not copied) for the backward.
+        let weights = Tensor::from_data(p, Shape::new(&[b, h, t, s]));
+        let kept = weights.clone();
+        let (sq, sk) = (self.shape().clone(), key.shape().clone());
+        let out = record(
+            "multi_head_attention",
+            Buffer::new(out),
+            sq.clone(),
+            &[self, key, value],
+            move || {
+                move |g: &Tensor, needs: &[bool]| {
+                    let (g, p) = (g.data(), kept.data());
+                    // dV = Pᵀ·dOut, per head.
+                    let dv = needs[2].then(|| {
+                        let mut dv = vec![0.0; b * s * e];
+                        geo.per_entry(&mut dv, s * e, |bi, blk| {
+                            for hi in 0..h {
+                                let pm =
+                                    MatRef::row_major(&p[(bi * h + hi) * t * s..][..t * s], t, s);
+                                let gm = geo.view(&g, bi, hi, t);
+                                sgemm(1.0, pm.t(), gm, 0.0, geo.view_mut(blk, hi, s));
+                            }
+                        });
+                        Tensor::from_data(dv, sk.clone())
+                    });
+                    if !needs[0] && !needs[1] {
+                        return Ok(smallvec![None, None, dv]);
+                    }
+                    // dP = dOut·Vᵀ, then through the softmax (masked entries have P = 0, so
+                    // their gradient is 0).
+                    let mut dp = vec![0.0; b * h * t * s];
+                    geo.per_entry(&mut dp, h * t * s, |bi, blk| {
+                        for (hi, dph) in blk.chunks_exact_mut(t * s).enumerate() {
+                            let gm = geo.view(&g, bi, hi, t);
+                            let vm = geo.view(&vd, bi, hi, s);
+                            sgemm(1.0, gm, vm.t(), 0.0, MatMut::row_major(dph, t, s));
+                        }
+                    });
+                    let ds = vmath::softmax_backward_rows(&p, &dp, s);
+                    let dsm = |bi: usize, hi: usize| {
+                        MatRef::row_major(&ds[(bi * h + hi) * t * s..][..t * s], t, s)
+                    };
+                    // dQ = scale · dS·K and dK = scale · dSᵀ·Q.
+                    let dq = needs[0].then(|| {
+                        let mut dq = vec![0.0; b * t * e];
+                        geo.per_entry(&mut dq, t * e, |bi, blk| {
+                            for hi in 0..h {
+                                let km = geo.view(&kd, bi, hi, s);
+                                sgemm(scale, dsm(bi, hi), km, 0.0, geo.view_mut(blk, hi, t));
+                            }
+                        });
+                        Tensor::from_data(dq, sq.clone())
+                    });
+                    let dk = needs[1].then(|| {
+                        let mut dk = vec![0.0; b * s * e];
+                        geo.per_entry(&mut dk, s * e, |bi, blk| {
+                            for hi in 0..h {
+                                let qm = geo.view(&qd, bi, hi, t);
+                                sgemm(scale, dsm(bi, hi).t(), qm, 0.0, geo.view_mut(blk, hi, s));
+                            }
+                        });
+                        Tensor::from_data(dk, sk.clone())
+                    });
+                    Ok(smallvec![dq, dk, dv])
+                }
+            },
+        );
+        Ok((out, weights))
+    }
+}
