@@ -397,7 +397,7 @@ impl Geometry {
                         if lo < hi {
                             let start = y * self.w + (x0 + (lo * sw) as isize) as usize;
                             if sw == 1 {
-                                dst[lo..hi].copy_from_slice(&plane[start..start + (hi - lo)]);
+                                copy_short(&mut dst[lo..hi], &plane[start..start + (hi - lo)]);
                             } else {
                                 for (d, &v) in dst[lo..hi]
                                     .iter_mut()
@@ -439,13 +439,38 @@ impl Geometry {
                         };
                         let src = &row[i * self.ow + lo..i * self.ow + hi];
                         let start = y * self.w + (x0 + (lo * sw) as isize) as usize;
-                        for (d, &v) in plane[start..].iter_mut().step_by(sw).zip(src) {
-                            *d += v;
+                        if sw == 1 {
+                            // Contiguous: a loop the compiler vectorises (step_by would not be).
+                            for (d, &v) in plane[start..start + src.len()].iter_mut().zip(src) {
+                                *d += v;
+                            }
+                        } else {
+                            for (d, &v) in plane[start..].iter_mut().step_by(sw).zip(src) {
+                                *d += v;
+                            }
                         }
                     }
                 }
             }
         }
+    }
+}
+
+/// `dst.copy_from_slice(src)` for the short runs of im2col (an output row: 24 or 32 floats in the
+/// lessons' layers): blocks of 8 as fixed-size copies, which compile to inline vector moves, where
+/// `copy_from_slice` of a run-time length calls memmove, whose fixed cost dominates such short
+/// copies (hundreds of thousands per layer).
+#[inline]
+fn copy_short(dst: &mut [f32], src: &[f32]) {
+    assert_eq!(dst.len(), src.len(), "copy_short: lengths differ");
+    let mut d = dst.chunks_exact_mut(8);
+    let mut s = src.chunks_exact(8);
+    for (d8, s8) in (&mut d).zip(&mut s) {
+        let d8: &mut [f32; 8] = d8.try_into().expect("chunks of 8");
+        *d8 = s8.try_into().expect("chunks of 8");
+    }
+    for (dv, &sv) in d.into_remainder().iter_mut().zip(s.remainder()) {
+        *dv = sv;
     }
 }
 
