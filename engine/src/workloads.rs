@@ -326,12 +326,26 @@ pub fn build(name: &str) -> Result<Workload> {
             let step: Box<dyn FnMut()> = if name == "gpt_train" {
                 let tgt = Tensor::from_vec(
                     (0..b * t).map(|i| ((i * 31 + 7) % v) as f32).collect(),
-                    [b * t],
+                    [b, t],
                 )?;
                 let opt = Optimizer::adamw(gpt.named_parameters(), 3e-4, 0.01)?;
-                train(gpt, opt, idx, move |o| {
-                    loss::cross_entropy(&o.reshape(&[-1, v as isize])?, &tgt, Reduction::Mean)
-                })
+                // Next-character cross-entropy over every position: logits [B, T, V] against
+                // targets [B, T], averaged over B·T (the same loss as PyTorch's script). Through
+                // the data-parallel step, as the other training workloads: each core runs whole
+                // sequences, where splitting each op of a small transformer leaves a core idle.
+                let per_token: crate::train::fit::LossFn = std::sync::Arc::new(move |o, y| {
+                    loss::cross_entropy(
+                        &o.reshape(&[-1, v as isize])?,
+                        &y.reshape(&[-1])?,
+                        Reduction::Mean,
+                    )
+                });
+                train_sharded(
+                    gpt,
+                    opt,
+                    Dataset::new(idx, tgt)?,
+                    Loss::Custom("next-character cross-entropy", per_token),
+                )
             } else {
                 infer(gpt, idx)
             };
