@@ -79,3 +79,28 @@ pub fn set_flush_denormal(on: bool) {
 pub(crate) fn worth_splitting(len: usize, min: usize) -> bool {
     len >= min && rayon::current_thread_index().is_none() && num_threads() > 1
 }
+
+/// Runs `f(i, block)` for each `size`-element block of `out` (the last may be shorter), across the
+/// engine's pool when `parallel`. Each block is computed the same way either way.
+pub(crate) fn for_each_block(
+    out: &mut [f32],
+    size: usize,
+    parallel: bool,
+    f: impl Fn(usize, &mut [f32]) + Sync,
+) {
+    use rayon::prelude::*;
+    if size == 0 {
+        return;
+    }
+    if parallel {
+        pool().install(|| {
+            out.par_chunks_mut(size)
+                .enumerate()
+                .for_each(|(i, block)| f(i, block))
+        });
+    } else {
+        out.chunks_mut(size)
+            .enumerate()
+            .for_each(|(i, block)| f(i, block));
+    }
+}

@@ -12,7 +12,6 @@
 //!           dQ = scale · dS·K                        dK = scale · dSᵀ·Q
 //! ```
 
-use rayon::prelude::*;
 use smallvec::smallvec;
 
 use crate::autodiff::record;
@@ -64,17 +63,8 @@ impl Heads {
     /// way).
     fn per_entry(&self, out: &mut [f32], size: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
         let work = self.b * self.h * self.t * self.s * self.d;
-        if crate::threads::worth_splitting(work, 1 << 21) && self.b > 1 {
-            crate::threads::pool().install(|| {
-                out.par_chunks_mut(size)
-                    .enumerate()
-                    .for_each(|(bi, blk)| f(bi, blk))
-            });
-        } else {
-            out.chunks_mut(size)
-                .enumerate()
-                .for_each(|(bi, blk)| f(bi, blk));
-        }
+        let parallel = self.b > 1 && crate::threads::worth_splitting(work, 1 << 21);
+        crate::threads::for_each_block(out, size, parallel, f);
     }
 }
 

@@ -4,8 +4,6 @@ use smallvec::smallvec;
 
 use crate::autodiff::record;
 use crate::error::{bail, Result};
-use rayon::prelude::*;
-
 use crate::kernels::gemm::{sgemm, MatMut, MatRef};
 use crate::tensor::shape::{broadcast_shapes, Dims};
 use crate::tensor::{Buffer, Shape, Tensor};
@@ -100,7 +98,7 @@ impl Tensor {
         // Many small products (attention's, one per batch entry and head): the pool takes whole
         // products, each on one thread.
         let parallel = crate::threads::worth_splitting(asrc.len() * m * n * k, 1 << 21);
-        each_product(&mut y, m * n, parallel, |i, yi| {
+        crate::threads::for_each_block(&mut y, m * n, parallel, |i, yi| {
             let (ia, ib) = (asrc[i], bsrc[i]);
             let am = MatRef::row_major(&a[ia * m * k..(ia + 1) * m * k], m, k);
             let bm = MatRef::row_major(&b[ib * k * n..(ib + 1) * k * n], k, n);
@@ -132,7 +130,7 @@ impl Tensor {
                             sgemm(1.0, gm, bm.t(), 1.0, MatMut::row_major(gai, m, k));
                         };
                         if big && identity(&asrc) {
-                            each_product(&mut ga, m * k, true, dga);
+                            crate::threads::for_each_block(&mut ga, m * k, true, dga);
                         } else {
                             for (i, &ia) in asrc.iter().enumerate() {
                                 dga(i, &mut ga[ia * m * k..(ia + 1) * m * k]);
@@ -149,7 +147,7 @@ impl Tensor {
                             sgemm(1.0, am.t(), gm, 1.0, MatMut::row_major(gbi, k, n));
                         };
                         if big && identity(&bsrc) {
-                            each_product(&mut gb, k * n, true, dgb);
+                            crate::threads::for_each_block(&mut gb, k * n, true, dgb);
                         } else {
                             for (i, &ib) in bsrc.iter().enumerate() {
                                 dgb(i, &mut gb[ib * k * n..(ib + 1) * k * n]);
@@ -161,30 +159,6 @@ impl Tensor {
                 }
             },
         ))
-    }
-}
-
-/// Runs `f(i, block)` for each `size`-element block of `out`, across the engine's pool when
-/// `parallel` (every block is computed the same way either way).
-fn each_product(
-    out: &mut [f32],
-    size: usize,
-    parallel: bool,
-    f: impl Fn(usize, &mut [f32]) + Sync,
-) {
-    if size == 0 {
-        return;
-    }
-    if parallel {
-        crate::threads::pool().install(|| {
-            out.par_chunks_mut(size)
-                .enumerate()
-                .for_each(|(i, block)| f(i, block))
-        });
-    } else {
-        out.chunks_mut(size)
-            .enumerate()
-            .for_each(|(i, block)| f(i, block));
     }
 }
 

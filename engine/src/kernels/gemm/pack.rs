@@ -26,23 +26,9 @@ pub(crate) fn pack_a(
         }
         let first = r0 + t * mr;
         if a.col_stride == 1 {
-            // Row-major A: the panel is a transpose of the block. Four rows at a time go through
-            // 4×4 register transposes; the rows left over are read one sweep each.
+            // Row-major A: the panel is a transpose of the block.
             let row = |i: usize| &a.data[(first + i) * a.row_stride + p0..][..kb];
-            let mut i = 0;
-            while i + 4 <= rows {
-                transpose4(
-                    [row(i), row(i + 1), row(i + 2), row(i + 3)],
-                    &mut panel[i..],
-                    mr,
-                );
-                i += 4;
-            }
-            for i in i..rows {
-                for (dst, &v) in panel[i..].iter_mut().step_by(mr).zip(row(i)) {
-                    *dst = v;
-                }
-            }
+            transpose_into(row, rows, panel, mr);
         } else if a.row_stride == 1 {
             // Column-major A (a transposed view): each k step is a contiguous run of rows.
             if rows == 12 && mr == 12 {
@@ -127,22 +113,9 @@ fn pack_b_fixed<const NR: usize>(
             }
         } else if b.row_stride == 1 {
             // Column-major B (a transposed view, e.g. a Linear layer's Wᵀ): the panel is a
-            // transpose, done four columns at a time as for A.
+            // transpose, as for a row-major A.
             let col = |j: usize| &b.data[(first + j) * b.col_stride + p0..][..kb];
-            let mut j = 0;
-            while j + 4 <= cols {
-                transpose4(
-                    [col(j), col(j + 1), col(j + 2), col(j + 3)],
-                    &mut panel[j..],
-                    nr,
-                );
-                j += 4;
-            }
-            for j in j..cols {
-                for (dst, &v) in panel[j..].iter_mut().step_by(nr).zip(col(j)) {
-                    *dst = v;
-                }
-            }
+            transpose_into(col, cols, panel, nr);
         } else {
             for p in 0..kb {
                 for j in 0..cols {
@@ -150,6 +123,31 @@ fn pack_b_fixed<const NR: usize>(
                         b.data[(p0 + p) * b.row_stride + (first + j) * b.col_stride];
                 }
             }
+        }
+    }
+}
+
+/// Writes `out[p·stride + i] = line(i)[p]` for the `count` lines (of equal length) and every
+/// `p`: the transposing part of packing. Four lines at a time go through 4×4 register transposes;
+/// the lines left over are read one sweep each.
+fn transpose_into<'a>(
+    line: impl Fn(usize) -> &'a [f32],
+    count: usize,
+    out: &mut [f32],
+    stride: usize,
+) {
+    let mut i = 0;
+    while i + 4 <= count {
+        transpose4(
+            [line(i), line(i + 1), line(i + 2), line(i + 3)],
+            &mut out[i..],
+            stride,
+        );
+        i += 4;
+    }
+    for i in i..count {
+        for (dst, &v) in out[i..].iter_mut().step_by(stride).zip(line(i)) {
+            *dst = v;
         }
     }
 }
