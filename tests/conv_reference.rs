@@ -1,5 +1,6 @@
 //! Convolution against a naive direct loop, on awkward shapes and every option.
 
+use engine::kernels::gemm::{with_isa, Isa};
 use engine::ops::conv::Conv2dSpec;
 use engine::{Rng, Tensor};
 
@@ -128,6 +129,29 @@ fn batched_groups_match_direct_loops() {
     check_against_loops(8, 3, 32, 32, 16, 5, 31);
 }
 
+/// The direct path (few taps per output, no column matrix), with each instruction set's kernels
+/// in turn: LeNet's first layer with "same" padding, an odd-sized two-channel layer whose wide
+/// rows end mid-block, 1×1 kernels, and LeNet's second layer (direct forward, im2col backward).
+#[test]
+fn direct_path_matches_direct_loops() {
+    for isa in [Isa::Avx512, Isa::Avx2Fma, Isa::Portable] {
+        let ran = with_isa(isa, || {
+            check_against_loops(5, 1, 28, 28, 6, 5, 37);
+            check_against_loops(3, 2, 9, 13, 7, 3, 41);
+            check_against_loops(2, 3, 5, 4, 9, 1, 43);
+            check_against_loops(2, 6, 12, 12, 16, 5, 47);
+        });
+        println!(
+            "direct convolution, {isa:?}: {}",
+            if ran.is_some() {
+                "ran"
+            } else {
+                "not supported here"
+            }
+        );
+    }
+}
+
 /// A stride-1 convolution of `n` images `[c, h, wi]` by `o` square `k`×`k` kernels with "same"
 /// padding: output, dX and dW against direct loops in f64.
 fn check_against_loops(n: usize, c: usize, h: usize, wi: usize, o: usize, k: usize, seed: u64) {
@@ -186,5 +210,67 @@ fn check_against_loops(n: usize, c: usize, h: usize, wi: usize, o: usize, k: usi
                 "{name} [{i}]: {g} vs {e}"
             );
         }
+    }
+}
+
+/// 2×2 max pooling (its own vectorised kernel) against a direct loop, forward and backward, with
+/// each instruction set in turn: odd and even sizes, rows shorter and longer than a vector, ties
+/// (ReLU's zeros: the first of equal maxima gets the gradient, as in PyTorch) and NaN (which wins).
+#[test]
+fn max_pool_2x2_matches_a_direct_loop() {
+    use engine::ops::pool::PoolSpec;
+    let mut rng = Rng::seed(53);
+    for isa in [Isa::Avx512, Isa::Avx2Fma, Isa::Portable] {
+        let ran = with_isa(isa, || {
+            for [n, c, h, w] in [[2, 3, 24, 24], [1, 2, 7, 9], [1, 1, 2, 70], [3, 1, 9, 2]] {
+                let mut xv = Tensor::randn_with([n, c, h, w], 0.0, 1.0, &mut rng).to_vec();
+                for (i, v) in xv.iter_mut().enumerate() {
+                    // Rounded to a few values so windows hold equal maxima; some zeros, a NaN.
+                    *v = if i % 5 == 0 { 0.0 } else { (*v * 2.0).round() };
+                }
+                xv[3] = f32::NAN;
+                let x = Tensor::from_vec(xv.clone(), [n, c, h, w])
+                    .unwrap()
+                    .requires_grad();
+                let y = x.max_pool2d(PoolSpec::square(2)).unwrap();
+                let (oh, ow) = (h / 2, w / 2);
+                let g: Vec<f32> = (0..n * c * oh * ow).map(|i| 1.0 + i as f32).collect();
+                y.backward_with(&Tensor::from_vec(g.clone(), [n, c, oh, ow]).unwrap())
+                    .unwrap();
+                let (yv, gx) = (y.to_vec(), x.grad().unwrap().to_vec());
+                let mut want_gx = vec![0.0f32; xv.len()];
+                for p in 0..n * c {
+                    for oy in 0..oh {
+                        for ox in 0..ow {
+                            let mut at = (p * h + 2 * oy) * w + 2 * ox;
+                            for (dy, dx) in [(0, 1), (1, 0), (1, 1)] {
+                                let i = (p * h + 2 * oy + dy) * w + 2 * ox + dx;
+                                let (v, best) = (xv[i], xv[at]);
+                                if v > best || (v.is_nan() && !best.is_nan()) {
+                                    at = i;
+                                }
+                            }
+                            let o = (p * oh + oy) * ow + ox;
+                            assert!(
+                                yv[o] == xv[at] || (yv[o].is_nan() && xv[at].is_nan()),
+                                "{isa:?} {n}x{c}x{h}x{w} output {o}: {} vs {}",
+                                yv[o],
+                                xv[at]
+                            );
+                            want_gx[at] += g[o];
+                        }
+                    }
+                }
+                assert_eq!(gx, want_gx, "{isa:?} {n}x{c}x{h}x{w}: input gradient");
+            }
+        });
+        println!(
+            "max_pool 2x2, {isa:?}: {}",
+            if ran.is_some() {
+                "ran"
+            } else {
+                "not supported here"
+            }
+        );
     }
 }

@@ -372,3 +372,185 @@ mod tests {
         assert!((s[3] - 1.0 / 3.0).abs() < 1e-7);
     }
 }
+
+/// The larger of `a` and `b` and whether it is `b`: `b` wins only when strictly greater, or NaN
+/// where `a` is not (so the first maximum, or the first NaN, wins, as in PyTorch).
+#[inline(always)]
+fn max_first(a: f32, b: f32) -> (f32, bool) {
+    let take = (b > a) | (b.is_nan() & !a.is_nan());
+    (if take { b } else { a }, take)
+}
+
+#[inline(always)]
+fn max_pool_2x2_body(x: &[f32], w: usize, y: &mut [f32], code: &mut [u8]) {
+    let ow = y.len() / (x.len() / (2 * w)).max(1);
+    for ((pair, y), code) in x
+        .chunks_exact(2 * w)
+        .zip(y.chunks_exact_mut(ow))
+        .zip(code.chunks_exact_mut(ow))
+    {
+        let (top, bottom) = (&pair[..2 * ow], &pair[w..w + 2 * ow]);
+        for i in 0..ow {
+            let (m1, t1) = max_first(top[2 * i], top[2 * i + 1]);
+            let (m2, t2) = max_first(bottom[2 * i], bottom[2 * i + 1]);
+            let (m, t) = max_first(m1, m2);
+            y[i] = m;
+            code[i] = if t { 2 + t2 as u8 } else { t1 as u8 };
+        }
+    }
+}
+
+#[inline(always)]
+fn max_pool_2x2_backward_body(g: &[f32], code: &[u8], w: usize, gx: &mut [f32]) {
+    let ow = g.len() / (gx.len() / (2 * w)).max(1);
+    for ((pair, g), code) in gx
+        .chunks_exact_mut(2 * w)
+        .zip(g.chunks_exact(ow))
+        .zip(code.chunks_exact(ow))
+    {
+        let (top, bottom) = pair.split_at_mut(w);
+        let (top, bottom) = (&mut top[..2 * ow], &mut bottom[..2 * ow]);
+        for i in 0..ow {
+            let (gv, c) = (g[i], code[i]);
+            top[2 * i] = if c == 0 { gv } else { 0.0 };
+            top[2 * i + 1] = if c == 1 { gv } else { 0.0 };
+            bottom[2 * i] = if c == 2 { gv } else { 0.0 };
+            bottom[2 * i + 1] = if c == 3 { gv } else { 0.0 };
+        }
+    }
+}
+
+dispatch!(
+    max_pool_2x2_chunk,
+    (x: &[f32], w: usize, y: &mut [f32], code: &mut [u8]),
+    max_pool_2x2_body
+);
+dispatch!(
+    max_pool_2x2_backward_chunk,
+    (g: &[f32], code: &[u8], w: usize, gx: &mut [f32]),
+    max_pool_2x2_backward_body
+);
+
+/// 2×2 max pooling with stride 2 of `rows` pairs of input rows of width `w` (`x` holds
+/// `2·rows·w` floats: whole planes, or their first `2·OH` rows): `y[r][i]` is the maximum of the
+/// window at output column `i` (`OW = y.len() / rows` of them, `2·OW ≤ w`), and `code[r][i]` its
+/// position in the window (0, 1 top row; 2, 3 bottom row). The first maximum wins, and NaN
+/// beats numbers, as in PyTorch.
+///
+/// # Panics
+/// If the lengths do not match that layout.
+pub fn max_pool_2x2(x: &[f32], w: usize, y: &mut [f32], code: &mut [u8]) {
+    assert!(
+        w > 0 && x.len().is_multiple_of(2 * w) && code.len() == y.len(),
+        "max_pool_2x2: bad lengths"
+    );
+    let rows = x.len() / (2 * w);
+    assert!(
+        y.len() == rows * (y.len() / rows.max(1)) && 2 * (y.len() / rows.max(1)) <= w,
+        "max_pool_2x2: bad lengths"
+    );
+    #[cfg(target_arch = "x86_64")]
+    if super::gemm::current_isa() == Isa::Avx512 {
+        let ow = y.len() / rows.max(1);
+        // SAFETY: `current_isa` is `Avx512` only on a CPU with avx512f; the lengths were checked
+        // above to be the layout `x86::max_pool_2x2` requires.
+        return unsafe { x86::max_pool_2x2(x, w, ow, y, code) };
+    }
+    max_pool_2x2_chunk(x, w, y, code)
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    /// [`max_first`](super::max_first) on 16 lanes: the maximum, and the mask of lanes where it
+    /// is `b`.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn max_first(a: __m512, b: __m512) -> (__m512, __mmask16) {
+        let gt = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(b, a);
+        let b_nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(b, b);
+        let a_nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(a, a);
+        let take = gt | (b_nan & !a_nan);
+        (_mm512_mask_blend_ps(take, a, b), take)
+    }
+
+    /// The first `n` lanes (n ≤ 16).
+    #[inline(always)]
+    fn lanes(n: usize) -> __mmask16 {
+        ((1u32 << n.min(16)) - 1) as __mmask16
+    }
+
+    /// [`max_pool_2x2`](super::max_pool_2x2) with 16 outputs of a row pair per step: the
+    /// windows' four corners de-interleaved from two 16-float loads per row, the rows' tails
+    /// (LeNet's rows have 12 and 4 outputs) handled by masked loads and stores.
+    ///
+    /// # Safety
+    /// The CPU must have avx512f, and `x` must hold whole pairs of rows of `w ≥ 2·ow` floats,
+    /// one pair per `ow` elements of `y` and `code`.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn max_pool_2x2(
+        x: &[f32],
+        w: usize,
+        ow: usize,
+        y: &mut [f32],
+        code: &mut [u8],
+    ) {
+        let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        let odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+        let (zero, one) = (_mm512_setzero_si512(), _mm512_set1_epi32(1));
+        let (two, three) = (_mm512_set1_epi32(2), _mm512_set1_epi32(3));
+        let rows = y.len().checked_div(ow).unwrap_or(0);
+        for r in 0..rows {
+            // SAFETY: row pair `r` is x[2rw..2rw + 2w] (the caller's layout), and every load
+            // reads inputs below 2·ow ≤ w of each row: lanes beyond are masked off (masked
+            // loads do not touch them); stores write outputs r·ow + i.. of at most `ow − i` lanes.
+            unsafe {
+                let top = x.as_ptr().add(2 * r * w);
+                let bottom = top.add(w);
+                let (yr, cr) = (y.as_mut_ptr().add(r * ow), code.as_mut_ptr().add(r * ow));
+                for i in (0..ow).step_by(16) {
+                    let n = (ow - i).min(16);
+                    let (lo, hi) = (lanes(2 * n), lanes((2 * n).saturating_sub(16)));
+                    let load = |row: *const f32| {
+                        let v0 = _mm512_maskz_loadu_ps(lo, row.add(2 * i));
+                        let v1 = _mm512_maskz_loadu_ps(hi, row.add(2 * i + 16));
+                        (
+                            _mm512_permutex2var_ps(v0, even, v1),
+                            _mm512_permutex2var_ps(v0, odd, v1),
+                        )
+                    };
+                    let ((a, b), (c, d)) = (load(top), load(bottom));
+                    let (m1, k1) = max_first(a, b);
+                    let (m2, k2) = max_first(c, d);
+                    let (m, k) = max_first(m1, m2);
+                    let upper = _mm512_mask_blend_epi32(k1, zero, one);
+                    let lower = _mm512_mask_blend_epi32(k2, two, three);
+                    let codes = _mm512_mask_blend_epi32(k, upper, lower);
+                    let out = lanes(n);
+                    _mm512_mask_storeu_ps(yr.add(i), out, m);
+                    _mm512_mask_cvtepi32_storeu_epi8(cr.add(i) as *mut i8, out, codes);
+                }
+            }
+        }
+    }
+}
+
+/// The backward pass of [`max_pool_2x2`]: writes every element of the row pairs in `gx` (same
+/// layout as `x`): the output gradient where `code` says the maximum was, zero elsewhere (the
+/// columns beyond `2·OW` are left as they are).
+///
+/// # Panics
+/// If the lengths do not match that layout.
+pub fn max_pool_2x2_backward(g: &[f32], code: &[u8], w: usize, gx: &mut [f32]) {
+    assert!(
+        w > 0 && gx.len().is_multiple_of(2 * w) && code.len() == g.len(),
+        "max_pool_2x2_backward: bad lengths"
+    );
+    let rows = gx.len() / (2 * w);
+    assert!(
+        g.len() == rows * (g.len() / rows.max(1)) && 2 * (g.len() / rows.max(1)) <= w,
+        "max_pool_2x2_backward: bad lengths"
+    );
+    max_pool_2x2_backward_chunk(g, code, w, gx)
+}

@@ -5,6 +5,7 @@ use smallvec::smallvec;
 use super::conv::out_extent;
 use crate::autodiff::record;
 use crate::error::{bail, Result};
+use crate::kernels::vmath;
 use crate::tensor::{Buffer, Shape, Tensor};
 
 /// Window size, stride and zero padding of a pooling op, per axis (height, width).
@@ -61,6 +62,9 @@ impl Tensor {
     pub fn max_pool2d(&self, p: PoolSpec) -> Result<Tensor> {
         let [planes, h, w, oh, ow, _] = self.pool_geometry("max_pool2d", p)?;
         let x = self.data();
+        if p.kernel == (2, 2) && p.stride == (2, 2) && p.padding == (0, 0) {
+            return Ok(self.max_pool_2x2(planes, h, w, oh, ow));
+        }
         let mut y = Vec::with_capacity(planes * oh * ow);
         let mut argmax = Vec::with_capacity(planes * oh * ow);
         if p.padding == (0, 0) {
@@ -69,38 +73,12 @@ impl Tensor {
             // wins, as in PyTorch.
             y.resize(planes * oh * ow, 0.0);
             argmax.resize(planes * oh * ow, 0);
-            let two_by_two = p.kernel == (2, 2) && p.stride == (2, 2);
             for pl in 0..planes {
                 let plane = &x[pl * h * w..][..h * w];
                 let (yo, ao) = (
                     &mut y[pl * oh * ow..][..oh * ow],
                     &mut argmax[pl * oh * ow..][..oh * ow],
                 );
-                if two_by_two {
-                    // The usual window: two input rows at a time, bound once as slices so the
-                    // inner loop has no bounds checks, and the maximum picked with selects.
-                    for oy in 0..oh {
-                        let top = &plane[2 * oy * w..][..2 * ow];
-                        let bottom = &plane[(2 * oy + 1) * w..][..2 * ow];
-                        let base = pl * h * w + 2 * oy * w;
-                        let outs = yo[oy * ow..][..ow].iter_mut().zip(&mut ao[oy * ow..][..ow]);
-                        for (ox, ((yv, av), (t, b))) in outs
-                            .zip(top.chunks_exact(2).zip(bottom.chunks_exact(2)))
-                            .enumerate()
-                        {
-                            let mut best = t[0];
-                            let mut at = 0;
-                            for (v, off) in [(t[1], 1), (b[0], w), (b[1], w + 1)] {
-                                let take = (v > best) | (v.is_nan() & !best.is_nan());
-                                best = if take { v } else { best };
-                                at = if take { off } else { at };
-                            }
-                            *yv = best;
-                            *av = base + 2 * ox + at;
-                        }
-                    }
-                    continue;
-                }
                 for oy in 0..oh {
                     for ox in 0..ow {
                         let (y0, x0) = (oy * p.stride.0, ox * p.stride.1);
@@ -166,6 +144,54 @@ impl Tensor {
                 }
             },
         ))
+    }
+
+    /// The usual window (2×2, stride 2, no padding) through the vectorised kernel: the position
+    /// of each maximum is kept as a code 0..4 within its window (one byte, not an index), and the
+    /// backward pass writes every input gradient element once instead of zeroing and scattering.
+    fn max_pool_2x2(&self, planes: usize, h: usize, w: usize, oh: usize, ow: usize) -> Tensor {
+        let x = self.data();
+        let mut y = vec![0.0; planes * oh * ow];
+        let mut code = vec![0u8; planes * oh * ow];
+        if h == 2 * oh {
+            // Whole planes are whole row pairs: one call.
+            vmath::max_pool_2x2(&x[..planes * h * w], w, &mut y, &mut code);
+        } else {
+            for ((plane, y), code) in x
+                .chunks_exact(h * w)
+                .zip(y.chunks_exact_mut(oh * ow))
+                .zip(code.chunks_exact_mut(oh * ow))
+            {
+                vmath::max_pool_2x2(&plane[..2 * oh * w], w, y, code);
+            }
+        }
+        let d = self.dims();
+        let in_shape = self.shape().clone();
+        record(
+            "max_pool2d",
+            Buffer::new(y),
+            Shape::new(&[d[0], d[1], oh, ow]),
+            &[self],
+            move || {
+                move |g: &Tensor, _: &[bool]| {
+                    let g = g.data();
+                    // Zeros only where no window reaches (an odd last row or column).
+                    let mut gx = vec![0.0; in_shape.numel()];
+                    if h == 2 * oh {
+                        vmath::max_pool_2x2_backward(&g, &code, w, &mut gx);
+                    } else {
+                        for ((plane, g), code) in gx
+                            .chunks_exact_mut(h * w)
+                            .zip(g.chunks_exact(oh * ow))
+                            .zip(code.chunks_exact(oh * ow))
+                        {
+                            vmath::max_pool_2x2_backward(g, code, w, &mut plane[..2 * oh * w]);
+                        }
+                    }
+                    Ok(smallvec![Some(Tensor::from_data(gx, in_shape))])
+                }
+            },
+        )
     }
 
     /// The mean over each window, padding counted as zeros (PyTorch's `count_include_pad=True`).

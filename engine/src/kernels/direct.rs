@@ -1,0 +1,354 @@
+//! Direct convolution kernels for layers with few input taps (LeNet's first layer: one channel,
+//! 5×5), where an im2col column matrix would cost far more memory traffic than the arithmetic it
+//! feeds.
+//!
+//! The trick that makes them simple: a stride-1 convolution of a plane `Hp×Wp` (already padded)
+//! is a one-dimensional correlation of the plane read as one long row. Output `(oy, ox)` sits at
+//! position `p = oy·Wp + ox` of a "wide" output with `Wp` columns per row, of which the last
+//! `kw − 1` are junk (they straddle two rows); kernel tap `(ky, kx)` reads position
+//! `p + ky·Wp + kx`. So every tap is one contiguous run, and the kernels below are dot products
+//! and axpys over runs, blocked so that accumulators stay in registers:
+//!
+//! - [`correlate`]: `out[r][p] = Σ_s Σ_t k[r][s·T + t] · src[s·stride + off_t + p]` — the forward
+//!   pass (sources = input channels, rows = output channels), and the input gradient (sources =
+//!   the output gradient's channels padded in front, rows = input channels, kernel flipped);
+//! - [`correlate_grad`]: `dk[r][s·T + t] += Σ_p g[r][p] · src[s·stride + off_t + p]` — the
+//!   weight gradient.
+//!
+//! The caller lays the planes out with enough slack that every run of a block is in bounds
+//! (checked once per call); positions come in blocks of [`BLOCK`], so the wide length is a
+//! multiple of it. The code is safe Rust compiled once per instruction set (as in `vmath`) so the
+//! compiler vectorises the fixed-size blocks with AVX-512 or AVX2 and fuses the multiply-adds.
+
+/// Positions per block: the wide length of every call is a multiple of this.
+pub const BLOCK: usize = 32;
+
+/// Where the taps of one source plane are read: `offsets[t]` is tap `t`'s shift into the plane
+/// (`ky·Wp + kx`), and source `s` starts at `s·stride` in the source buffer.
+#[derive(Clone, Copy, Debug)]
+pub struct Taps<'a> {
+    pub offsets: &'a [usize],
+    pub sources: usize,
+    pub stride: usize,
+}
+
+impl Taps<'_> {
+    /// The source length every call with wide length `len` reads up to.
+    pub fn span(&self, len: usize) -> usize {
+        let max_off = self.offsets.iter().copied().max().unwrap_or(0);
+        (self.sources.max(1) - 1) * self.stride + max_off + len
+    }
+}
+
+/// `a·b + c`, fused when the instruction set has FMA (a fused multiply-add in the portable build
+/// would be a library call per element).
+#[inline(always)]
+fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
+    if FMA {
+        a.mul_add(b, c)
+    } else {
+        a * b + c
+    }
+}
+
+/// `out[r][p] = Σ_s Σ_t k[r][s·T + t] · src[s·stride + off_t + p]` for `rows` rows and `p` in
+/// `0..len`; row `r` of `out` is `out[r·len..][..len]`, row `r` of `k` is `k[r·S·T..][..S·T]`.
+///
+/// # Panics
+/// If `len` is not a multiple of [`BLOCK`], or a buffer is shorter than the shapes say
+/// (`src` must hold [`Taps::span`]`(len)` floats).
+pub fn correlate(src: &[f32], taps: Taps, k: &[f32], rows: usize, len: usize, out: &mut [f32]) {
+    let st = taps.sources * taps.offsets.len();
+    assert_eq!(
+        len % BLOCK,
+        0,
+        "correlate: length {len} is not whole blocks"
+    );
+    assert!(src.len() >= taps.span(len), "correlate: source too short");
+    assert!(k.len() >= rows * st, "correlate: kernel too short");
+    assert!(out.len() >= rows * len, "correlate: output too short");
+    correlate_isa(src, taps, k, rows, len, out)
+}
+
+/// `dk[r][s·T + t] += Σ_p g[r][p] · src[s·stride + off_t + p]` for `rows` rows of `g` (each
+/// `len` long, row stride `len`) and `p` in `0..len`.
+///
+/// # Panics
+/// As [`correlate`].
+pub fn correlate_grad(src: &[f32], taps: Taps, g: &[f32], rows: usize, len: usize, dk: &mut [f32]) {
+    let st = taps.sources * taps.offsets.len();
+    assert_eq!(
+        len % BLOCK,
+        0,
+        "correlate_grad: length {len} is not whole blocks"
+    );
+    assert!(
+        src.len() >= taps.span(len),
+        "correlate_grad: source too short"
+    );
+    assert!(g.len() >= rows * len, "correlate_grad: gradient too short");
+    assert!(
+        dk.len() >= rows * st,
+        "correlate_grad: kernel gradient too short"
+    );
+    correlate_grad_isa(src, taps, g, rows, len, dk)
+}
+
+/// Rows of `out` computed together: their accumulators (`R × W` floats) stay in registers while
+/// one source run of `W` floats is loaded per tap.
+#[inline(always)]
+fn correlate_rows<const R: usize, const W: usize, const FMA: bool>(
+    src: &[f32],
+    taps: Taps,
+    k: &[f32],
+    len: usize,
+    out: &mut [f32],
+) {
+    let t = taps.offsets.len();
+    let st = taps.sources * t;
+    for p0 in (0..len).step_by(W) {
+        let mut acc = [[0.0f32; W]; R];
+        for s in 0..taps.sources {
+            let plane = &src[s * taps.stride + p0..];
+            for (ti, &off) in taps.offsets.iter().enumerate() {
+                let run: &[f32; W] = plane[off..off + W].try_into().expect("W floats");
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let kv = k[r * st + s * t + ti];
+                    for (a, &x) in acc.iter_mut().zip(run) {
+                        *a = madd::<FMA>(kv, x, *a);
+                    }
+                }
+            }
+        }
+        for (r, acc) in acc.iter().enumerate() {
+            out[r * len + p0..][..W].copy_from_slice(acc);
+        }
+    }
+}
+
+#[inline(always)]
+fn correlate_body<const W: usize, const FMA: bool>(
+    src: &[f32],
+    taps: Taps,
+    k: &[f32],
+    rows: usize,
+    len: usize,
+    out: &mut [f32],
+) {
+    let st = taps.sources * taps.offsets.len();
+    let mut r = 0;
+    while r < rows {
+        let (k, out) = (&k[r * st..], &mut out[r * len..]);
+        match rows - r {
+            1 => correlate_rows::<1, W, FMA>(src, taps, k, len, out),
+            2 => correlate_rows::<2, W, FMA>(src, taps, k, len, out),
+            3 => correlate_rows::<3, W, FMA>(src, taps, k, len, out),
+            _ => correlate_rows::<4, W, FMA>(src, taps, k, len, out),
+        }
+        r += 4;
+    }
+}
+
+/// Taps per block of the weight gradient: `R × TB` dot products accumulate together.
+const TB: usize = 4;
+
+/// The `R × TB` dot products of gradient rows `g[r·len..][..len]` with the source runs
+/// `src[offs[t]..][..len]`: the inner block of [`correlate_grad`], one implementation per
+/// instruction set.
+trait GradBlock {
+    fn dots<const R: usize>(
+        src: &[f32],
+        offs: &[usize; TB],
+        g: &[f32],
+        len: usize,
+    ) -> [[f32; TB]; R];
+}
+
+/// Safe Rust, vectorised by the compiler with `W` lanes per accumulator.
+struct Lanes<const W: usize, const FMA: bool>;
+
+impl<const W: usize, const FMA: bool> GradBlock for Lanes<W, FMA> {
+    #[inline(always)]
+    fn dots<const R: usize>(
+        src: &[f32],
+        offs: &[usize; TB],
+        g: &[f32],
+        len: usize,
+    ) -> [[f32; TB]; R] {
+        let mut acc = [[[0.0f32; W]; TB]; R];
+        for p0 in (0..len).step_by(W) {
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let gr: &[f32; W] = g[r * len + p0..][..W].try_into().expect("W floats");
+                for (a, &off) in acc.iter_mut().zip(offs) {
+                    let run: &[f32; W] = src[off + p0..][..W].try_into().expect("W floats");
+                    // Indexing over one length (not a three-way zip) lets LLVM vectorise this.
+                    for i in 0..W {
+                        a[i] = madd::<FMA>(gr[i], run[i], a[i]);
+                    }
+                }
+            }
+        }
+        let mut sums = [[0.0f32; TB]; R];
+        for (sum, acc) in sums.iter_mut().zip(&acc) {
+            for (s, lanes) in sum.iter_mut().zip(acc) {
+                *s = lanes.iter().sum();
+            }
+        }
+        sums
+    }
+}
+
+#[inline(always)]
+fn correlate_grad_body<B: GradBlock>(
+    src: &[f32],
+    taps: Taps,
+    g: &[f32],
+    rows: usize,
+    len: usize,
+    dk: &mut [f32],
+) {
+    let t = taps.offsets.len();
+    let st = taps.sources * t;
+    let mut add = |r0: usize, s: usize, t0: usize, sums: &[[f32; TB]], used: usize| {
+        for (r, row) in sums.iter().enumerate() {
+            for (ti, &v) in row[..used].iter().enumerate() {
+                dk[(r0 + r) * st + s * t + t0 + ti] += v;
+            }
+        }
+    };
+    for s in 0..taps.sources {
+        let plane = &src[s * taps.stride..];
+        for t0 in (0..t).step_by(TB) {
+            let used = TB.min(t - t0);
+            // A short last block repeats its last tap; the repeats are not added.
+            let offs: [usize; TB] = std::array::from_fn(|i| taps.offsets[t0 + i.min(used - 1)]);
+            let mut r = 0;
+            while r < rows {
+                let g = &g[r * len..];
+                match rows - r {
+                    1 => add(r, s, t0, &B::dots::<1>(plane, &offs, g, len), used),
+                    2 => add(r, s, t0, &B::dots::<2>(plane, &offs, g, len), used),
+                    3 => add(r, s, t0, &B::dots::<3>(plane, &offs, g, len), used),
+                    _ => add(r, s, t0, &B::dots::<4>(plane, &offs, g, len), used),
+                }
+                r += 4;
+            }
+        }
+    }
+}
+
+/// Compiles a body generic over the block width `W` and fusion `FMA` once per instruction set,
+/// with the widths given for AVX-512, AVX2 and the portable build (chosen so the accumulators fill
+/// the registers without spilling), and dispatches on the current instruction set.
+macro_rules! dispatch_widths {
+    ($name:ident, ($($arg:ident: $ty:ty),*), $body:ident, $w512:literal, $w2:literal, $w:literal) => {
+        fn $name($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                use super::gemm::{current_isa, Isa};
+                #[target_feature(enable = "avx512f,fma")]
+                fn avx512($($arg: $ty),*) {
+                    $body::<$w512, true>($($arg),*)
+                }
+                #[target_feature(enable = "avx2,fma")]
+                fn avx2($($arg: $ty),*) {
+                    $body::<$w2, true>($($arg),*)
+                }
+                match current_isa() {
+                    // SAFETY: `current_isa` is `Avx512` only when the CPU reports avx512f (which
+                    // implies fma), and `Avx2Fma` only when it reports avx2 and fma (`Isa::detected`
+                    // checks, and `with_isa` refuses to force an unsupported set): the features
+                    // these copies were compiled for. Their bodies are safe code.
+                    Isa::Avx512 => return unsafe { avx512($($arg),*) },
+                    Isa::Avx2Fma => return unsafe { avx2($($arg),*) },
+                    Isa::Portable => {}
+                }
+            }
+            $body::<$w, false>($($arg),*)
+        }
+    };
+}
+
+dispatch_widths!(
+    correlate_isa,
+    (src: &[f32], taps: Taps, k: &[f32], rows: usize, len: usize, out: &mut [f32]),
+    correlate_body,
+    32,
+    16,
+    8
+);
+fn correlate_grad_isa(src: &[f32], taps: Taps, g: &[f32], rows: usize, len: usize, dk: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use super::gemm::{current_isa, Isa};
+        #[target_feature(enable = "avx512f,fma")]
+        fn avx512(src: &[f32], taps: Taps, g: &[f32], rows: usize, len: usize, dk: &mut [f32]) {
+            correlate_grad_body::<x86::Avx512>(src, taps, g, rows, len, dk)
+        }
+        #[target_feature(enable = "avx2,fma")]
+        fn avx2(src: &[f32], taps: Taps, g: &[f32], rows: usize, len: usize, dk: &mut [f32]) {
+            correlate_grad_body::<Lanes<8, true>>(src, taps, g, rows, len, dk)
+        }
+        match current_isa() {
+            // SAFETY: as in `dispatch_widths!`: the CPU has the features these copies were
+            // compiled for.
+            Isa::Avx512 => return unsafe { avx512(src, taps, g, rows, len, dk) },
+            Isa::Avx2Fma => return unsafe { avx2(src, taps, g, rows, len, dk) },
+            Isa::Portable => {}
+        }
+    }
+    correlate_grad_body::<Lanes<4, false>>(src, taps, g, rows, len, dk)
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::{GradBlock, TB};
+    use std::arch::x86_64::*;
+
+    /// The weight-gradient block in AVX-512 intrinsics: `R × TB` accumulators of 16 lanes, which
+    /// the compiler keeps in registers (the safe version's nested arrays were spilled to the stack).
+    pub(super) struct Avx512;
+
+    impl GradBlock for Avx512 {
+        #[inline(always)]
+        fn dots<const R: usize>(
+            src: &[f32],
+            offs: &[usize; TB],
+            g: &[f32],
+            len: usize,
+        ) -> [[f32; TB]; R] {
+            // The bounds every load below stays within (callers guarantee them; a violation is a
+            // bug in this module, so panicking is right).
+            assert!(len.is_multiple_of(16) && g.len() >= R * len);
+            assert!(offs.iter().all(|&o| o + len <= src.len()));
+            // SAFETY: only called from `correlate_grad_isa`'s AVX-512 copy (avx512f present);
+            // every load reads 16 floats at `off + p` (< `off + len` ≤ `src.len()`) or at
+            // `r·len + p` (< `R·len` ≤ `g.len()`), as asserted above.
+            unsafe {
+                let mut acc = [[_mm512_setzero_ps(); TB]; R];
+                let (s, gp) = (src.as_ptr(), g.as_ptr());
+                for p in (0..len).step_by(16) {
+                    let mut runs = [_mm512_setzero_ps(); TB];
+                    for t in 0..TB {
+                        runs[t] = _mm512_loadu_ps(s.add(offs[t] + p));
+                    }
+                    for (r, acc) in acc.iter_mut().enumerate() {
+                        let gv = _mm512_loadu_ps(gp.add(r * len + p));
+                        for (a, &x) in acc.iter_mut().zip(&runs) {
+                            *a = _mm512_fmadd_ps(gv, x, *a);
+                        }
+                    }
+                }
+                // Plain loops, not closures: a closure is a function of its own, without
+                // avx512f, and the intrinsic would become a call per reduction.
+                let mut sums = [[0.0f32; TB]; R];
+                for r in 0..R {
+                    for t in 0..TB {
+                        sums[r][t] = _mm512_reduce_add_ps(acc[r][t]);
+                    }
+                }
+                sums
+            }
+        }
+    }
+}
