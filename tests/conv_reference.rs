@@ -131,7 +131,8 @@ fn batched_groups_match_direct_loops() {
 
 /// The direct path (few taps per output, no column matrix), with each instruction set's kernels
 /// in turn: LeNet's first layer with "same" padding, an odd-sized two-channel layer whose wide
-/// rows end mid-block, 1×1 kernels, and LeNet's second layer (direct forward, im2col backward).
+/// rows end mid-block, 1×1 kernels, and LeNet's second layer (direct forward and input gradient,
+/// im2col weight gradient).
 #[test]
 fn direct_path_matches_direct_loops() {
     for isa in [Isa::Avx512, Isa::Avx2Fma, Isa::Portable] {

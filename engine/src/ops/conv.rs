@@ -1,6 +1,8 @@
 //! Convolution (2-D, and 1-D as a 2-D convolution of height 1) by im2col + GEMM, with stride,
 //! zero padding, dilation and groups. A fused op with its own backward: the input gradient is
 //! `Wᵀ·G` scattered back by col2im, the weight gradient `G·colsᵀ`, the bias gradient the sum of `G`.
+//! Layers with few multiply-adds per output (LeNet's) are convolved directly instead, pass by pass
+//! ([`Geometry::direct`], kernels in [`crate::kernels::direct`]): no column matrix at all.
 //!
 //! Layout is NCHW, as in PyTorch; the weight is `[out_channels, in_channels / groups, kh, kw]`.
 
@@ -35,21 +37,23 @@ impl Default for Conv2dSpec {
     }
 }
 
-/// The most multiply-adds per output (`C·kh·kw`) of a layer whose forward pass is convolved
-/// directly rather than by im2col + GEMM (see [`Geometry::direct`]), and the same for the
-/// backward passes. Measured on LeNet (`examples/throughput lenet`, one thread): its first layer
-/// (25 taps) is faster directly in every pass (training step 16.5k → 20.7k samples/s with the
-/// vectorised pooling); its second (150 taps) is faster directly forward (inference 59k → 69k
-/// samples/s) but slower backward (training 21.0k → 20.0k), where the direct input gradient
-/// wastes a third of its work on padding and the weight gradient's dot products are short.
+/// The most multiply-adds per output (`C·kh·kw`) of a layer convolved directly rather than by
+/// im2col + GEMM (see [`Geometry::direct`]), per pass. Measured on LeNet (`examples/throughput
+/// lenet`, one thread, AVX-512): its first layer (25 taps) is faster directly in every pass; its
+/// second (150 taps) directly forward and for the input gradient (training step 21.0k → 27.7k
+/// samples/s, inference 59k → 107k, against im2col for that layer), but not for the weight
+/// gradient (27.7k → 26–27k), whose direct dot products are short (64 outputs per image) and end
+/// in a horizontal sum each. Past a few hundred taps the GEMM's register blocking wins.
 const DIRECT_FORWARD_MAX_TAPS: usize = 160;
-const DIRECT_BACKWARD_MAX_TAPS: usize = 32;
+const DIRECT_INPUT_GRAD_MAX_TAPS: usize = 160;
+const DIRECT_WEIGHT_GRAD_MAX_TAPS: usize = 32;
 
 /// Which pass a choice of method is for.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Pass {
     Forward,
-    Backward,
+    InputGrad,
+    WeightGrad,
 }
 
 /// The geometry of one convolution: everything the loops need.
@@ -97,7 +101,8 @@ impl Geometry {
         let s = &self.spec;
         let max_taps = match pass {
             Pass::Forward => DIRECT_FORWARD_MAX_TAPS,
-            Pass::Backward => DIRECT_BACKWARD_MAX_TAPS,
+            Pass::InputGrad => DIRECT_INPUT_GRAD_MAX_TAPS,
+            Pass::WeightGrad => DIRECT_WEIGHT_GRAD_MAX_TAPS,
         };
         s.stride == (1, 1) && s.dilation == (1, 1) && s.groups == 1 && self.rows() <= max_taps
     }
@@ -282,7 +287,11 @@ impl Geometry {
                             cols.resize(cols.len() + lo, 0.0);
                             if lo < hi {
                                 let start = y * self.w + (x0 + (lo * sw) as isize) as usize;
-                                if sw == 1 {
+                                if sw == 1 && hi - lo <= 32 {
+                                    // A short run (LeNet's rows are 8 and 24 wide): copied
+                                    // inline; extend_from_slice calls memmove per run.
+                                    cols.extend(plane[start..start + (hi - lo)].iter().copied());
+                                } else if sw == 1 {
                                     cols.extend_from_slice(&plane[start..start + (hi - lo)]);
                                 } else {
                                     cols.extend(plane[start..].iter().step_by(sw).take(hi - lo));
@@ -463,7 +472,7 @@ impl Geometry {
         gxi: &mut [f32],
         cols: &mut Vec<f32>,
     ) {
-        if self.direct(Pass::Backward) {
+        if self.direct(Pass::InputGrad) {
             return self.input_grad_direct(g, wd, ni, gxi, cols);
         }
         let (rows, l, og) = (self.rows(), self.cols(), self.og());
@@ -506,7 +515,7 @@ impl Geometry {
             self.og(),
             self.c * self.h * self.w,
         );
-        if self.direct(Pass::Backward) {
+        if self.direct(Pass::WeightGrad) {
             return self.weight_grad_direct(xd, g, ni, gw, cols);
         }
         let img = &xd[ni * chw..][..chw];
@@ -635,9 +644,7 @@ impl Geometry {
                         let start = y * self.w + (x0 + (lo * sw) as isize) as usize;
                         if sw == 1 {
                             // Contiguous: a loop the compiler vectorises (step_by would not be).
-                            for (d, &v) in plane[start..start + src.len()].iter_mut().zip(src) {
-                                *d += v;
-                            }
+                            add_short(&mut plane[start..start + src.len()], src);
                         } else {
                             for (d, &v) in plane[start..].iter_mut().step_by(sw).zip(src) {
                                 *d += v;
@@ -665,6 +672,25 @@ fn copy_short(dst: &mut [f32], src: &[f32]) {
     }
     for (dv, &sv) in d.into_remainder().iter_mut().zip(s.remainder()) {
         *dv = sv;
+    }
+}
+
+/// `dst += src` elementwise for col2im's short runs: blocks of 8 as fixed-size arrays (unrolled
+/// vector adds), where a loop of run-time length pays its setup per run of 8 or 24 floats.
+#[inline]
+fn add_short(dst: &mut [f32], src: &[f32]) {
+    assert_eq!(dst.len(), src.len(), "add_short: lengths differ");
+    let mut d = dst.chunks_exact_mut(8);
+    let mut s = src.chunks_exact(8);
+    for (d8, s8) in (&mut d).zip(&mut s) {
+        let d8: &mut [f32; 8] = d8.try_into().expect("chunks of 8");
+        let s8: &[f32; 8] = s8.try_into().expect("chunks of 8");
+        for i in 0..8 {
+            d8[i] += s8[i];
+        }
+    }
+    for (dv, &sv) in d.into_remainder().iter_mut().zip(s.remainder()) {
+        *dv += sv;
     }
 }
 
@@ -828,13 +854,13 @@ impl Tensor {
                     let g = g.data();
                     let mut gx = needs[0].then(|| vec![0.0; sx.numel()]);
                     let mut gw = needs[1].then(|| vec![0.0; sw.numel()]);
-                    if geo.batched(Pass::Backward) {
+                    {
                         // G as [O, n·L] per group of images; dW = G·colsᵀ and dcols = Wᵀ·G in
                         // one GEMM each. dW sums the groups' parts in group order, so the result
                         // depends on the thread count only, not on scheduling.
                         let groups = geo.batch_groups();
                         let pool = crate::threads::pool();
-                        if let Some(gw) = gw.as_mut() {
+                        if let Some(gw) = gw.as_mut().filter(|_| geo.batched(Pass::WeightGrad)) {
                             let parts: Vec<Vec<f32>> = if groups == 1 {
                                 vec![geo.weight_grad_batch(&xd, &g, 0..geo.n)]
                             } else {
@@ -855,7 +881,7 @@ impl Tensor {
                                 gw.iter_mut().zip(part).for_each(|(d, v)| *d += v);
                             }
                         }
-                        if let Some(gx) = gx.as_mut() {
+                        if let Some(gx) = gx.as_mut().filter(|_| geo.batched(Pass::InputGrad)) {
                             let chw = geo.c * geo.h * geo.w;
                             // Each group's images own a disjoint slice of dX.
                             let mut pieces = Vec::with_capacity(groups);
@@ -876,10 +902,10 @@ impl Tensor {
                             }
                         }
                     }
-                    if !geo.batched(Pass::Backward) {
+                    {
                         let chw = geo.c * geo.h * geo.w;
                         let parallel = geo.images_in_parallel();
-                        if let Some(gx) = gx.as_mut() {
+                        if let Some(gx) = gx.as_mut().filter(|_| !geo.batched(Pass::InputGrad)) {
                             // Images own disjoint slices of dX.
                             let one = |cols: &mut Vec<f32>, (ni, gxi): (usize, &mut [f32])| {
                                 geo.input_grad_image(&g, &wd, ni, gxi, cols)
@@ -897,7 +923,7 @@ impl Tensor {
                                     .for_each(|job| one(&mut cols, job));
                             }
                         }
-                        if let Some(gw) = gw.as_mut() {
+                        if let Some(gw) = gw.as_mut().filter(|_| !geo.batched(Pass::WeightGrad)) {
                             // dW sums over images: each thread sums a fixed, contiguous range of
                             // images into its own buffer, and the buffers are added in order, so
                             // the result depends on the thread count only, not on scheduling.
