@@ -138,3 +138,29 @@ fn softmax_rows_sum_to_one_and_match_f64() {
         }
     }
 }
+
+/// `all_finite` finds one infinity or NaN wherever it sits (in a 16-lane block or the tail), and
+/// accepts the extremes of the finite range, under each instruction set.
+#[test]
+fn all_finite_finds_every_non_finite_value() {
+    for isa in isas() {
+        with_isa(isa, || {
+            for len in [0usize, 1, 15, 16, 17, 100] {
+                let mut x: Vec<f32> = (0..len).map(|i| i as f32 - 50.0).collect();
+                if len > 0 {
+                    x[0] = f32::MAX;
+                    x[len - 1] = -f32::MAX;
+                }
+                assert!(vmath::all_finite(&x), "{isa:?} len {len}: all finite");
+                for at in 0..len {
+                    for bad in [f32::INFINITY, f32::NEG_INFINITY, f32::NAN] {
+                        let mut y = x.clone();
+                        y[at] = bad;
+                        assert!(!vmath::all_finite(&y), "{isa:?} len {len}: {bad} at {at}");
+                    }
+                }
+            }
+        })
+        .unwrap();
+    }
+}

@@ -554,3 +554,46 @@ pub fn max_pool_2x2_backward(g: &[f32], code: &[u8], w: usize, gx: &mut [f32]) {
     );
     max_pool_2x2_backward_chunk(g, code, w, gx)
 }
+
+#[inline(always)]
+fn all_finite_body(x: &[f32]) -> bool {
+    // An f32 is infinite or NaN exactly when its exponent bits are all ones: the largest masked
+    // exponent over the slice, an integer maximum that vectorises (where `any` with its early
+    // exit stays scalar, one element per cycle: 6% of an MLP step).
+    const EXPONENT: u32 = 0x7f80_0000;
+    let mut lanes = [0u32; 16];
+    let mut chunks = x.chunks_exact(16);
+    for c in &mut chunks {
+        for k in 0..16 {
+            lanes[k] = lanes[k].max(c[k].to_bits() & EXPONENT);
+        }
+    }
+    let tail = chunks.remainder().iter().map(|v| v.to_bits() & EXPONENT);
+    lanes.into_iter().chain(tail).max().unwrap_or(0) != EXPONENT
+}
+
+fn all_finite_isa(x: &[f32]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f")]
+        fn avx512(x: &[f32]) -> bool {
+            all_finite_body(x)
+        }
+        #[target_feature(enable = "avx2")]
+        fn avx2(x: &[f32]) -> bool {
+            all_finite_body(x)
+        }
+        match super::gemm::current_isa() {
+            // SAFETY: as in `dispatch!`: the CPU has the features these copies were compiled for.
+            Isa::Avx512 => return unsafe { avx512(x) },
+            Isa::Avx2Fma => return unsafe { avx2(x) },
+            Isa::Portable => {}
+        }
+    }
+    all_finite_body(x)
+}
+
+/// Whether every element is finite (no infinity, no NaN).
+pub fn all_finite(x: &[f32]) -> bool {
+    all_finite_isa(x)
+}

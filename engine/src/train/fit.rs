@@ -301,13 +301,13 @@ fn penalty(params: &[(String, Tensor)], l1: f32, l2: f32) -> Result<Option<Tenso
 fn non_finite(epoch: usize, batch: usize, what: &str, params: &[(String, Tensor)]) -> Error {
     let bad_value = params
         .iter()
-        .find(|(_, p)| p.data().iter().any(|v| !v.is_finite()))
+        .find(|(_, p)| !crate::kernels::vmath::all_finite(&p.data()))
         .map(|(n, _)| n.clone());
     let bad_grad = params
         .iter()
         .find(|(_, p)| {
             p.grad()
-                .is_some_and(|g| g.data().iter().any(|v| !v.is_finite()))
+                .is_some_and(|g| !crate::kernels::vmath::all_finite(&g.data()))
         })
         .map(|(n, _)| n.clone());
     let culprit = match (bad_value, bad_grad) {
@@ -413,7 +413,7 @@ fn train_step(
     }
     if params.iter().any(|(_, p)| {
         p.grad()
-            .is_some_and(|g| g.data().iter().any(|v| !v.is_finite()))
+            .is_some_and(|g| !crate::kernels::vmath::all_finite(&g.data()))
     }) {
         return Err(non_finite(epoch, b, "gradient", params));
     }
