@@ -286,6 +286,19 @@ fn linear_with_and_without_bias() {
     gradcheck("linear without bias", &[x, w], |t| t[0].linear(&t[1], None));
 }
 
+/// Linear + ReLU fused into the GEMM. Pre-activations are kept away from the kink: small inputs
+/// and weights, biases of ±2, so some outputs are always on and others always off.
+#[test]
+fn linear_relu_fused() {
+    let mut r = rng();
+    let x = away_from_zero(&[2, 3, 4], &mut r).mul_scalar(0.1);
+    let w = away_from_zero(&[6, 4], &mut r).mul_scalar(0.1);
+    let b = Tensor::from_vec(vec![2.0, -2.0, 2.0, -2.0, 2.0, -2.0], [6]).unwrap();
+    gradcheck("linear_relu", &[x, w, b], |t| {
+        t[0].linear_relu(&t[1], Some(&t[2]))
+    });
+}
+
 #[test]
 fn convolutions_and_pooling() {
     use engine::ops::conv::Conv2dSpec;

@@ -256,3 +256,45 @@ fn fused_attention_matches_the_composed_form() {
         }
     }
 }
+
+/// A Sequential runs Linear + ReLU as one fused op (the ReLU inside the GEMM): the output and
+/// every gradient equal the layer-by-layer computation bit for bit, and a summary (whose hooks
+/// watch each layer) still lists the ReLU layers.
+#[test]
+fn linear_then_relu_is_fused_with_identical_results() {
+    manual_seed(21);
+    let model = Sequential::new()
+        .layer(Linear::new(7, 9))
+        .layer(Activation::ReLU)
+        .layer(Linear::new(9, 5))
+        .layer(Activation::ReLU)
+        .layer(Linear::new(5, 3));
+    let x = Tensor::randn([6, 7]);
+    let y = model.forward(&x).unwrap();
+    y.square().sum_all().backward().unwrap();
+    let fused: Vec<Vec<f32>> = model
+        .parameters()
+        .iter()
+        .map(|p| p.grad().unwrap().to_vec())
+        .collect();
+    model.zero_grad();
+    let p = model.parameters();
+    let mut h = x.clone();
+    for (i, pair) in p.chunks(2).enumerate() {
+        h = h.linear(&pair[0], Some(&pair[1])).unwrap();
+        if i < 2 {
+            h = h.relu();
+        }
+    }
+    assert_eq!(y.to_vec(), h.to_vec(), "outputs");
+    h.square().sum_all().backward().unwrap();
+    for (i, (f, q)) in fused.iter().zip(&p).enumerate() {
+        assert_eq!(f, &q.grad().unwrap().to_vec(), "gradient of parameter {i}");
+    }
+    let s = nn::summary(&model, &x).unwrap();
+    assert_eq!(
+        s.layers.iter().filter(|l| l.layer.contains("ReLU")).count(),
+        2,
+        "{s}"
+    );
+}

@@ -36,6 +36,9 @@ impl Module for Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         x.linear(&self.weight, self.bias.as_ref())
     }
+    fn forward_relu(&self, x: &Tensor) -> Option<Result<Tensor>> {
+        Some(x.linear_relu(&self.weight, self.bias.as_ref()))
+    }
     fn describe(&self) -> String {
         format!(
             "Linear(in={}, out={}{})",
@@ -394,6 +397,9 @@ impl Activation {
 impl Module for Activation {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.apply(x)
+    }
+    fn is_relu(&self) -> bool {
+        matches!(self, Activation::ReLU)
     }
     fn describe(&self) -> String {
         match self {

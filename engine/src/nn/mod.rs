@@ -75,6 +75,18 @@ pub trait Module: AsDynModule + Send + Sync {
         None
     }
 
+    /// This layer followed by a ReLU, as one fused op, if the layer has such a form (a Linear
+    /// layer: the ReLU applied inside its GEMM). Containers use it for a layer followed by
+    /// [`Activation::ReLU`](layers::Activation::ReLU) when no hooks watch the layers one by one.
+    fn forward_relu(&self, _x: &Tensor) -> Option<Result<Tensor>> {
+        None
+    }
+
+    /// Whether this layer is a ReLU (for [`Module::forward_relu`]).
+    fn is_relu(&self) -> bool {
+        false
+    }
+
     /// Switches this layer's own train/eval behaviour (dropout, batch norm); see [`Module::train`].
     fn set_training_own(&self, _training: bool) {}
 

@@ -4,7 +4,7 @@ use smallvec::smallvec;
 
 use crate::autodiff::record;
 use crate::error::{bail, Result};
-use crate::kernels::gemm::{sgemm, MatMut, MatRef};
+use crate::kernels::gemm::{sgemm, sgemm_then, Epilogue, MatMut, MatRef};
 use crate::tensor::shape::{broadcast_shapes, Dims};
 use crate::tensor::{Buffer, Shape, Tensor};
 
@@ -166,9 +166,26 @@ impl Tensor {
     /// `x·Wᵀ + b`, the Linear layer's op, fused: `W` is `[out, in]` as in PyTorch and is read
     /// transposed through strides, never copied. `x` is `[..., in]`; leading axes are flattened.
     pub fn linear(&self, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+        self.linear_then(weight, bias, Epilogue::None)
+    }
+
+    /// `relu(x·Wᵀ + b)` as one op: the ReLU is applied by the GEMM to each tile of the output as
+    /// it is finished (no separate pass over the activations, no pre-activation buffer), and the
+    /// backward pass masks the output gradient with `y > 0` (which is `x·Wᵀ + b > 0`). Equal to
+    /// `x.linear(w, b)?.relu()` in value and gradients.
+    pub fn linear_relu(&self, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+        self.linear_then(weight, bias, Epilogue::Relu)
+    }
+
+    fn linear_then(&self, weight: &Tensor, bias: Option<&Tensor>, ep: Epilogue) -> Result<Tensor> {
+        let op = if ep == Epilogue::Relu {
+            "linear_relu"
+        } else {
+            "linear"
+        };
         if weight.rank() != 2 || self.rank() == 0 {
             bail!(
-                "linear",
+                op,
                 "expects input [..., in] and weight [out, in], got {} and {}",
                 self.shape(),
                 weight.shape()
@@ -178,7 +195,7 @@ impl Tensor {
         let k = *self.dims().last().unwrap_or(&0);
         if k != in_f {
             bail!(
-                "linear",
+                op,
                 "input {} has {k} features but the weight {} expects {in_f}",
                 self.shape(),
                 weight.shape()
@@ -195,7 +212,7 @@ impl Tensor {
             }
         }
         let m = self.numel() / k.max(1);
-        crate::tensor::budget::check("linear", &[m, out_f])?;
+        crate::tensor::budget::check(op, &[m, out_f])?;
         let (x, w) = (self.data(), weight.data());
         // The output starts as the bias in every row (written once, not zeroed first), and the
         // GEMM adds x·Wᵀ to it.
@@ -211,66 +228,71 @@ impl Tensor {
             None => vec![0.0; m * out_f],
         };
         let beta = if bias.is_some() { 1.0 } else { 0.0 };
-        sgemm(
+        sgemm_then(
             1.0,
             MatRef::row_major(&x, m, k),
             MatRef::row_major(&w, out_f, k).t(),
             beta,
             MatMut::row_major(&mut y, m, out_f),
+            ep,
         );
+        let y = Buffer::new(y);
+        // The ReLU's backward needs only where the output is positive: the output itself.
+        let kept = (ep == Epilogue::Relu).then(|| y.clone());
         let mut out: Dims = self.dims()[..self.rank() - 1].iter().copied().collect();
         out.push(out_f);
         let (sx, sw) = (self.shape().clone(), weight.shape().clone());
         let mut inputs = vec![self, weight];
         inputs.extend(bias);
-        Ok(record(
-            "linear",
-            Buffer::new(y),
-            Shape(out),
-            &inputs,
-            move || {
-                move |g: &Tensor, needs: &[bool]| {
-                    // dx = G·W, dW = Gᵀ·x, db = column sums of G.
-                    let g = g.data();
-                    let gm = MatRef::row_major(&g, m, out_f);
-                    let gx = needs[0].then(|| {
-                        let mut gx = vec![0.0; m * k];
-                        sgemm(
-                            1.0,
-                            gm,
-                            MatRef::row_major(&w, out_f, k),
-                            0.0,
-                            MatMut::row_major(&mut gx, m, k),
-                        );
-                        Tensor::from_data(gx, sx)
-                    });
-                    let gw = needs[1].then(|| {
-                        let mut gw = vec![0.0; out_f * k];
-                        sgemm(
-                            1.0,
-                            gm.t(),
-                            MatRef::row_major(&x, m, k),
-                            0.0,
-                            MatMut::row_major(&mut gw, out_f, k),
-                        );
-                        Tensor::from_data(gw, sw)
-                    });
-                    let mut grads: crate::autodiff::Grads = smallvec![gx, gw];
-                    if needs.len() == 3 {
-                        let gb = needs[2].then(|| {
-                            let mut gb = vec![0.0; out_f];
-                            for row in g.chunks_exact(out_f) {
-                                for (d, s) in gb.iter_mut().zip(row) {
-                                    *d += s;
-                                }
+        Ok(record(op, y, Shape(out), &inputs, move || {
+            move |g: &Tensor, needs: &[bool]| {
+                // dx = G·W, dW = Gᵀ·x, db = column sums of G (G masked by y > 0 after a ReLU).
+                let g = g.data();
+                let masked: Option<Vec<f32>> = kept.as_ref().map(|y| {
+                    g.iter()
+                        .zip(y.iter())
+                        .map(|(&gv, &yv)| if yv > 0.0 { gv } else { 0.0 })
+                        .collect()
+                });
+                let g: &[f32] = masked.as_deref().unwrap_or(&g);
+                let gm = MatRef::row_major(g, m, out_f);
+                let gx = needs[0].then(|| {
+                    let mut gx = vec![0.0; m * k];
+                    sgemm(
+                        1.0,
+                        gm,
+                        MatRef::row_major(&w, out_f, k),
+                        0.0,
+                        MatMut::row_major(&mut gx, m, k),
+                    );
+                    Tensor::from_data(gx, sx)
+                });
+                let gw = needs[1].then(|| {
+                    let mut gw = vec![0.0; out_f * k];
+                    sgemm(
+                        1.0,
+                        gm.t(),
+                        MatRef::row_major(&x, m, k),
+                        0.0,
+                        MatMut::row_major(&mut gw, out_f, k),
+                    );
+                    Tensor::from_data(gw, sw)
+                });
+                let mut grads: crate::autodiff::Grads = smallvec![gx, gw];
+                if needs.len() == 3 {
+                    let gb = needs[2].then(|| {
+                        let mut gb = vec![0.0; out_f];
+                        for row in g.chunks_exact(out_f) {
+                            for (d, s) in gb.iter_mut().zip(row) {
+                                *d += s;
                             }
-                            Tensor::from_data(gb, Shape::new(&[out_f]))
-                        });
-                        grads.push(gb);
-                    }
-                    Ok(grads)
+                        }
+                        Tensor::from_data(gb, Shape::new(&[out_f]))
+                    });
+                    grads.push(gb);
                 }
-            },
-        ))
+                Ok(grads)
+            }
+        }))
     }
 }

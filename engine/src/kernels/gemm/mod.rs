@@ -150,6 +150,66 @@ impl Isa {
 
 thread_local! {
     static FORCED: Cell<Option<Isa>> = const { Cell::new(None) };
+    /// The epilogue of the product being computed on this thread ([`sgemm_then`] sets it for the
+    /// duration of the call; the leaves of the computation read it).
+    static EPILOGUE: Cell<Epilogue> = const { Cell::new(Epilogue::None) };
+}
+
+/// An elementwise function applied to each element of C once its product is complete, while the
+/// tile is still in cache: a Linear layer's activation fused into its GEMM (the bias is fused
+/// already, as the initial C with beta = 1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Epilogue {
+    /// C as computed.
+    None,
+    /// `max(c, 0)` (NaN becomes 0, as in [`Tensor::relu`](crate::Tensor::relu)).
+    Relu,
+}
+
+impl Epilogue {
+    /// Applies the epilogue to a run of finished elements of C.
+    #[inline]
+    fn apply(self, run: &mut [f32]) {
+        match self {
+            Epilogue::None => {}
+            Epilogue::Relu => run.iter_mut().for_each(|v| *v = v.max(0.0)),
+        }
+    }
+
+    /// Applies the epilogue to the `rows × cols` block of `c` at (r0, c0), with strides (rs, cs).
+    fn apply_block(
+        self,
+        c: &mut [f32],
+        (r0, c0): (usize, usize),
+        (rows, cols): (usize, usize),
+        (rs, cs): (usize, usize),
+    ) {
+        if self == Epilogue::None {
+            return;
+        }
+        for r in r0..r0 + rows {
+            if cs == 1 {
+                self.apply(&mut c[r * rs + c0..][..cols]);
+            } else {
+                for j in c0..c0 + cols {
+                    self.apply(std::slice::from_mut(&mut c[r * rs + j * cs]));
+                }
+            }
+        }
+    }
+}
+
+/// Runs `f` with this thread's GEMMs ending in `ep` (the workers of a split product run under the
+/// caller's epilogue this way).
+fn with_epilogue<T>(ep: Epilogue, f: impl FnOnce() -> T) -> T {
+    let previous = EPILOGUE.with(|c| c.replace(ep));
+    let out = f();
+    EPILOGUE.with(|c| c.set(previous));
+    out
+}
+
+fn current_epilogue() -> Epilogue {
+    EPILOGUE.with(|c| c.get())
 }
 
 /// Runs `f` with GEMMs on this thread forced to `isa` (for tests and benchmarks of each path).
@@ -316,6 +376,7 @@ fn gemm_blocks<K: MicroKernel>(
     // instead of copying it into panels first. (The output must be row-major: the scratch-tile
     // path for strided outputs reads packed panels.)
     let direct_b = K::DIRECT_B && m <= K::MR && b.col_stride == 1 && c.cs == 1;
+    let ep = current_epilogue();
     for jc in (0..n).step_by(nc) {
         let nb = nc.min(n - jc);
         for pc in (0..k).step_by(kc) {
@@ -415,6 +476,10 @@ fn gemm_blocks<K: MicroKernel>(
                                 }
                             }
                         }
+                        if pc + kb == k {
+                            // The tile is final: its epilogue, while it is in L1.
+                            ep.apply_block(c.data, (r0, c0), (rows, cols), (c.rs, c.cs));
+                        }
                     }
                 }
             }
@@ -473,6 +538,7 @@ fn gemm_skinny_avx512(alpha: f32, a: &MatRef<'_>, b: &MatRef<'_>, beta: f32, c: 
             r0 += step;
         }
     });
+    current_epilogue().apply_block(c.data, (0, 0), (m, n), (c.row_stride, 1));
 }
 
 /// Picks the orientation: a product with fewer columns than a tile is wide but more rows is
@@ -546,7 +612,7 @@ fn gemm_parallel<K: MicroKernel>(
     if threads < 2 {
         return gemm_oriented::<K>(alpha, a, b, beta, c);
     }
-    let isa = current_isa();
+    let (isa, ep) = (current_isa(), current_epilogue());
     let rs = c.row_stride;
     if n >= m && n >= 2 * K::NR {
         let cols_per = n.div_ceil(threads).div_ceil(K::NR) * K::NR;
@@ -566,8 +632,17 @@ fn gemm_parallel<K: MicroKernel>(
                         cols: w,
                         ..b
                     };
+                    // The epilogue waits for the merge, which adds beta·C first.
                     with_isa(isa, || {
-                        gemm_oriented::<K>(alpha, a, bj, 0.0, MatMut::row_major(&mut block, m, w))
+                        with_epilogue(Epilogue::None, || {
+                            gemm_oriented::<K>(
+                                alpha,
+                                a,
+                                bj,
+                                0.0,
+                                MatMut::row_major(&mut block, m, w),
+                            )
+                        })
                     });
                     block
                 })
@@ -579,6 +654,7 @@ fn gemm_parallel<K: MicroKernel>(
                 .take(m)
                 .enumerate()
                 .for_each(|(i, row)| {
+                    let row = &mut row[..n];
                     for (&(j0, w), block) in parts.iter().zip(&blocks) {
                         let src = &block[i * w..(i + 1) * w];
                         let dst = &mut row[j0..j0 + w];
@@ -590,6 +666,7 @@ fn gemm_parallel<K: MicroKernel>(
                                 .for_each(|(d, &v)| *d = v + beta * *d);
                         }
                     }
+                    ep.apply(row);
                 });
         });
         return;
@@ -613,7 +690,9 @@ fn gemm_parallel<K: MicroKernel>(
                 };
                 // Workers run the same kernel as the caller, even when a test forced one.
                 with_isa(isa, || {
-                    gemm_oriented::<K>(alpha, a.rows_from(r0, rows), b, beta, sub)
+                    with_epilogue(ep, || {
+                        gemm_oriented::<K>(alpha, a.rows_from(r0, rows), b, beta, sub)
+                    })
                 });
             });
     });
@@ -627,6 +706,28 @@ fn gemm_parallel<K: MicroKernel>(
 /// strides reach outside its slice. Callers check shapes first and report errors themselves; a
 /// panic here is a bug in the engine.
 pub fn sgemm(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: MatMut<'_>) {
+    with_epilogue(Epilogue::None, || sgemm_leaves(alpha, a, b, beta, c))
+}
+
+/// [`sgemm`], then `ep` applied to every element of `c`: fused into the product, each tile of C
+/// finished while it is still in cache (`c = ep(alpha·a·b + beta·c)`).
+///
+/// # Panics
+/// As [`sgemm`].
+pub fn sgemm_then(
+    alpha: f32,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    beta: f32,
+    c: MatMut<'_>,
+    ep: Epilogue,
+) {
+    with_epilogue(ep, || sgemm_leaves(alpha, a, b, beta, c))
+}
+
+/// The body of [`sgemm`] and [`sgemm_then`]: every path to C below applies
+/// [`current_epilogue`] to the elements it finishes.
+fn sgemm_leaves(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: MatMut<'_>) {
     assert!(
         a.cols == b.rows && c.rows == a.rows && c.cols == b.cols,
         "sgemm: shapes do not chain"
@@ -644,10 +745,13 @@ pub fn sgemm(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: MatMut<'_>)
         return;
     }
     if k == 0 {
+        let ep = current_epilogue();
         for r in 0..m {
-            for v in &mut c.data[r * c.row_stride..r * c.row_stride + n] {
+            let row = &mut c.data[r * c.row_stride..r * c.row_stride + n];
+            for v in row.iter_mut() {
                 *v = if beta == 0.0 { 0.0 } else { beta * *v };
             }
+            ep.apply(row);
         }
         return;
     }
