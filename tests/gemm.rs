@@ -177,11 +177,12 @@ fn zero_inner_dimension_scales_c() {
     assert_eq!(c, vec![1.0; 6]);
 }
 
-/// `sgemm_then(.., Epilogue::Relu)` equals the product followed by `max(·, 0)`, on every path
-/// (small, skinny, blocked across KC, split by columns and by rows across threads, k = 0), with
-/// and without accumulation into C, under each instruction set.
+/// `sgemm_then(.., Epilogue::Relu)` equals the product followed by `max(·, 0)`, and
+/// `Epilogue::Gelu` the product followed by `vmath::gelu`, on every path (small, skinny, blocked
+/// across KC, split by columns and by rows across threads, k = 0), with and without accumulation
+/// into C, under each instruction set.
 #[test]
-fn relu_epilogue_on_every_path() {
+fn epilogues_on_every_path() {
     use engine::kernels::gemm::{sgemm_then, Epilogue};
     let mut rng = Rng::seed(9);
     for isa in [Isa::Portable, Isa::Avx2Fma, Isa::Avx512] {
@@ -196,27 +197,26 @@ fn relu_epilogue_on_every_path() {
                 (1100, 300, 40),
                 (3, 0, 4),
             ] {
-                for beta in [0.0, 1.0] {
+                for (beta, ep) in [
+                    (0.0, Epilogue::Relu),
+                    (1.0, Epilogue::Relu),
+                    (0.0, Epilogue::Gelu),
+                    (1.0, Epilogue::Gelu),
+                ] {
                     let (a, b) = (random(m * k, &mut rng), random(k * n, &mut rng));
                     let c0 = random(m * n, &mut rng);
                     let (am, bm) = (MatRef::row_major(&a, m, k), MatRef::row_major(&b, k, n));
-                    let want: Vec<f32> = naive(1.5, am, bm, beta, &c0, n)
-                        .into_iter()
-                        .map(|v| v.max(0.0))
-                        .collect();
+                    let product = naive(1.5, am, bm, beta, &c0, n);
+                    let want: Vec<f32> = match ep {
+                        Epilogue::Relu => product.into_iter().map(|v| v.max(0.0)).collect(),
+                        _ => engine::kernels::vmath::gelu(&product),
+                    };
                     let mut c = c0.clone();
-                    sgemm_then(
-                        1.5,
-                        am,
-                        bm,
-                        beta,
-                        MatMut::row_major(&mut c, m, n),
-                        Epilogue::Relu,
-                    );
+                    sgemm_then(1.5, am, bm, beta, MatMut::row_major(&mut c, m, n), ep);
                     for (i, (g, e)) in c.iter().zip(&want).enumerate() {
                         assert!(
                             (g - e).abs() <= 1e-4 * (1.0 + e.abs()),
-                            "{isa:?} {m}x{k}x{n} beta {beta} [{i}]: {g} vs {e}"
+                            "{isa:?} {ep:?} {m}x{k}x{n} beta {beta} [{i}]: {g} vs {e}"
                         );
                     }
                 }

@@ -271,6 +271,10 @@ fn linear_then_relu_is_fused_with_identical_results() {
         .layer(Linear::new(5, 3));
     let x = Tensor::randn([6, 7]);
     let y = model.forward(&x).unwrap();
+    let pair = Sequential::new()
+        .layer(Linear::new(7, 9))
+        .layer(Activation::ReLU);
+    assert_eq!(pair.forward(&x).unwrap().op_name(), Some("linear_relu"));
     y.square().sum_all().backward().unwrap();
     let fused: Vec<Vec<f32>> = model
         .parameters()
@@ -297,4 +301,46 @@ fn linear_then_relu_is_fused_with_identical_results() {
         2,
         "{s}"
     );
+}
+
+/// Without gradients, a Sequential runs Linear + GELU as one op (the GELU inside the GEMM): the
+/// output equals the layer-by-layer computation bit for bit; with gradients it records the two
+/// ops, and the gradients match those of the composed form.
+#[test]
+fn linear_then_gelu_is_fused_for_inference() {
+    manual_seed(23);
+    let model = Sequential::new()
+        .layer(Linear::new(8, 16))
+        .layer(Activation::GELU)
+        .layer(Linear::new(16, 4));
+    let x = Tensor::randn([5, 8]);
+    let p = model.parameters();
+    let composed = |x: &Tensor| {
+        x.linear(&p[0], Some(&p[1]))
+            .unwrap()
+            .gelu()
+            .linear(&p[2], Some(&p[3]))
+            .unwrap()
+    };
+    let fused = engine::no_grad(|| model.forward(&x).unwrap());
+    assert_eq!(fused.to_vec(), composed(&x).to_vec());
+    // With gradients, the pair is recorded as its two ops (GELU's backward needs the
+    // pre-activation).
+    let pair = Sequential::new()
+        .layer(Linear::new(8, 16))
+        .layer(Activation::GELU);
+    assert_eq!(
+        pair.forward(&x).unwrap().op_name(),
+        Some("gelu"),
+        "recorded as linear + gelu"
+    );
+    let y = model.forward(&x).unwrap();
+    assert_eq!(y.to_vec(), fused.to_vec());
+    y.square().sum_all().backward().unwrap();
+    let grads: Vec<Vec<f32>> = p.iter().map(|q| q.grad().unwrap().to_vec()).collect();
+    model.zero_grad();
+    composed(&x).square().sum_all().backward().unwrap();
+    for (i, (g, q)) in grads.iter().zip(&p).enumerate() {
+        assert_eq!(g, &q.grad().unwrap().to_vec(), "gradient of parameter {i}");
+    }
 }

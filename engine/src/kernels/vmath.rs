@@ -207,6 +207,20 @@ dispatch!(exp_chunk, (x: &[f32], y: &mut [f32]), exp_body);
 dispatch!(sigmoid_chunk, (x: &[f32], y: &mut [f32]), sigmoid_body);
 dispatch!(tanh_chunk, (x: &[f32], y: &mut [f32]), tanh_body);
 dispatch!(gelu_chunk, (x: &[f32], y: &mut [f32]), gelu_body);
+
+#[inline(always)]
+fn gelu_in_place_body(x: &mut [f32]) {
+    for v in x.iter_mut() {
+        *v = gelu1(*v);
+    }
+}
+dispatch!(gelu_in_place_chunk, (x: &mut [f32]), gelu_in_place_body);
+
+/// GELU of each element, in place (a GEMM epilogue's tile rows: short, already in cache, so
+/// never split across the pool).
+pub fn gelu_in_place(x: &mut [f32]) {
+    gelu_in_place_chunk(x)
+}
 dispatch!(gelu_backward_chunk, (x: &[f32], g: &[f32], dx: &mut [f32]), gelu_backward_body);
 
 /// A fresh buffer of `len` elements filled by `f(piece, range)`, where `piece` is

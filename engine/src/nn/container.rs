@@ -46,18 +46,17 @@ impl Sequential {
 impl Module for Sequential {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let mut h = x.clone();
-        // A layer followed by a ReLU runs as one fused op when it has one (Linear), unless hooks
-        // (summary, profiler) watch the layers one by one.
+        // A layer followed by an activation runs as one fused op when it has one (Linear with
+        // ReLU, or GELU without gradients), unless hooks (summary, profiler) watch the layers one
+        // by one.
         let fuse = !super::summary::hooks_active();
         let mut i = 0;
         while i < self.layers.len() {
             let layer = &self.layers[i];
-            let relu_next = fuse && self.layers.get(i + 1).is_some_and(|l| l.is_relu());
-            let fused = if relu_next {
-                layer.forward_relu(&h)
-            } else {
-                None
-            };
+            let next = self.layers.get(i + 1).and_then(|l| l.activation());
+            let fused = next
+                .filter(|_| fuse)
+                .and_then(|act| layer.forward_activated(&h, act));
             let step = if fused.is_some() { 2 } else { 1 };
             h = fused.unwrap_or_else(|| layer.call(&h)).map_err(|e| {
                 crate::Error::new(

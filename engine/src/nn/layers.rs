@@ -36,8 +36,12 @@ impl Module for Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         x.linear(&self.weight, self.bias.as_ref())
     }
-    fn forward_relu(&self, x: &Tensor) -> Option<Result<Tensor>> {
-        Some(x.linear_relu(&self.weight, self.bias.as_ref()))
+    fn forward_activated(&self, x: &Tensor, act: Activation) -> Option<Result<Tensor>> {
+        match act {
+            Activation::ReLU => Some(x.linear_relu(&self.weight, self.bias.as_ref())),
+            Activation::GELU => Some(x.linear_gelu(&self.weight, self.bias.as_ref())),
+            _ => None,
+        }
     }
     fn describe(&self) -> String {
         format!(
@@ -398,8 +402,8 @@ impl Module for Activation {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.apply(x)
     }
-    fn is_relu(&self) -> bool {
-        matches!(self, Activation::ReLU)
+    fn activation(&self) -> Option<Activation> {
+        Some(*self)
     }
     fn describe(&self) -> String {
         match self {

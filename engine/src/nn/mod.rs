@@ -75,16 +75,17 @@ pub trait Module: AsDynModule + Send + Sync {
         None
     }
 
-    /// This layer followed by a ReLU, as one fused op, if the layer has such a form (a Linear
-    /// layer: the ReLU applied inside its GEMM). Containers use it for a layer followed by
-    /// [`Activation::ReLU`](layers::Activation::ReLU) when no hooks watch the layers one by one.
-    fn forward_relu(&self, _x: &Tensor) -> Option<Result<Tensor>> {
+    /// This layer followed by the activation `act`, as one fused op, if the layer has such a form
+    /// (a Linear layer: ReLU, and GELU when no gradient is recorded, applied inside its GEMM).
+    /// Containers use it for a layer followed by an activation when no hooks watch the layers one
+    /// by one.
+    fn forward_activated(&self, _x: &Tensor, _act: layers::Activation) -> Option<Result<Tensor>> {
         None
     }
 
-    /// Whether this layer is a ReLU (for [`Module::forward_relu`]).
-    fn is_relu(&self) -> bool {
-        false
+    /// The activation function this layer is, if it is one (for [`Module::forward_activated`]).
+    fn activation(&self) -> Option<layers::Activation> {
+        None
     }
 
     /// Switches this layer's own train/eval behaviour (dropout, batch norm); see [`Module::train`].
@@ -202,6 +203,12 @@ impl Module for Box<dyn Module> {
     }
     fn last_attention(&self) -> Option<Tensor> {
         (**self).last_attention()
+    }
+    fn forward_activated(&self, x: &Tensor, act: layers::Activation) -> Option<Result<Tensor>> {
+        (**self).forward_activated(x, act)
+    }
+    fn activation(&self) -> Option<layers::Activation> {
+        (**self).activation()
     }
     fn call(&self, x: &Tensor) -> Result<Tensor> {
         (**self).call(x)

@@ -177,11 +177,26 @@ impl Tensor {
         self.linear_then(weight, bias, Epilogue::Relu)
     }
 
+    /// `gelu(x·Wᵀ + b)`. Without gradients (inference) the GELU is applied by the GEMM to each
+    /// finished tile, so the pre-activation is never written out; with gradients it is kept for
+    /// GELU's backward pass, and this is `x.linear(w, b)?.gelu()`.
+    pub fn linear_gelu(&self, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+        let recording = crate::autodiff::is_grad_enabled()
+            && [Some(self), Some(weight), bias]
+                .into_iter()
+                .flatten()
+                .any(Tensor::requires_grad_flag);
+        if recording {
+            return Ok(self.linear(weight, bias)?.gelu());
+        }
+        self.linear_then(weight, bias, Epilogue::Gelu)
+    }
+
     fn linear_then(&self, weight: &Tensor, bias: Option<&Tensor>, ep: Epilogue) -> Result<Tensor> {
-        let op = if ep == Epilogue::Relu {
-            "linear_relu"
-        } else {
-            "linear"
+        let op = match ep {
+            Epilogue::None => "linear",
+            Epilogue::Relu => "linear_relu",
+            Epilogue::Gelu => "linear_gelu",
         };
         if weight.rank() != 2 || self.rank() == 0 {
             bail!(
@@ -255,6 +270,11 @@ impl Tensor {
                         .collect()
                 });
                 let g: &[f32] = masked.as_deref().unwrap_or(&g);
+                if ep == Epilogue::Gelu {
+                    // Not reached: `linear_gelu` records the composed ops when a gradient is
+                    // wanted.
+                    bail!("linear_gelu", "the fused form has no backward pass");
+                }
                 let gm = MatRef::row_major(g, m, out_f);
                 let gx = needs[0].then(|| {
                     let mut gx = vec![0.0; m * k];

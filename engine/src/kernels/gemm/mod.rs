@@ -164,6 +164,8 @@ pub enum Epilogue {
     None,
     /// `max(c, 0)` (NaN becomes 0, as in [`Tensor::relu`](crate::Tensor::relu)).
     Relu,
+    /// GELU, erf form, as [`vmath::gelu`](crate::kernels::vmath::gelu).
+    Gelu,
 }
 
 impl Epilogue {
@@ -173,6 +175,7 @@ impl Epilogue {
         match self {
             Epilogue::None => {}
             Epilogue::Relu => run.iter_mut().for_each(|v| *v = v.max(0.0)),
+            Epilogue::Gelu => crate::kernels::vmath::gelu_in_place(run),
         }
     }
 
@@ -476,10 +479,12 @@ fn gemm_blocks<K: MicroKernel>(
                                 }
                             }
                         }
-                        if pc + kb == k {
-                            // The tile is final: its epilogue, while it is in L1.
-                            ep.apply_block(c.data, (r0, c0), (rows, cols), (c.rs, c.cs));
-                        }
+                    }
+                    if pc + kb == k {
+                        // This panel of rows is final: its epilogue, one run per row while the
+                        // rows are in cache (per tile, the calls cost more than the runs).
+                        let rows = K::MR.min(mb - ir);
+                        ep.apply_block(c.data, (ic + ir, jc), (rows, nb), (c.rs, c.cs));
                     }
                 }
             }
