@@ -162,14 +162,14 @@ impl Geometry {
         (hp * wp).max(offsets[offsets.len() - 1] + lw)
     }
 
-    /// Direct forward pass of image `ni` into `yi` (`[O, L]`).
-    fn forward_direct(
+    /// Runs `f(taps, planes, wide, wp, lw)` with image `ni` copied into zero-padded planes (the
+    /// taps' source) and a wide buffer of `O × lw` floats, both carved from `scratch`.
+    fn with_padded_image(
         &self,
         xd: &[f32],
-        wd: &[f32],
         ni: usize,
-        yi: &mut [f32],
         scratch: &mut Vec<f32>,
+        f: impl FnOnce(direct::Taps, &[f32], &mut [f32], usize, usize),
     ) {
         let (wp, hp, lw, offsets) = self.direct_layout();
         let chw = self.c * self.h * self.w;
@@ -182,12 +182,26 @@ impl Geometry {
             sources: self.c,
             stride,
         };
-        direct::correlate(planes, taps, wd, self.o, lw, wide);
-        for (out, row) in yi.chunks_exact_mut(self.cols()).zip(wide.chunks_exact(lw)) {
-            for (oy, dst) in out.chunks_exact_mut(self.ow).enumerate() {
-                copy_short(dst, &row[oy * wp..][..self.ow]);
+        f(taps, planes, wide, wp, lw)
+    }
+
+    /// Direct forward pass of image `ni` into `yi` (`[O, L]`).
+    fn forward_direct(
+        &self,
+        xd: &[f32],
+        wd: &[f32],
+        ni: usize,
+        yi: &mut [f32],
+        scratch: &mut Vec<f32>,
+    ) {
+        self.with_padded_image(xd, ni, scratch, |taps, planes, wide, wp, lw| {
+            direct::correlate(planes, taps, wd, self.o, lw, wide);
+            for (out, row) in yi.chunks_exact_mut(self.cols()).zip(wide.chunks_exact(lw)) {
+                for (oy, dst) in out.chunks_exact_mut(self.ow).enumerate() {
+                    copy_short(dst, &row[oy * wp..][..self.ow]);
+                }
             }
-        }
+        })
     }
 
     /// Direct weight gradient of image `ni`, added onto `gw` (`[O, C·kh·kw]`).
@@ -199,19 +213,10 @@ impl Geometry {
         gw: &mut [f32],
         scratch: &mut Vec<f32>,
     ) {
-        let (wp, hp, lw, offsets) = self.direct_layout();
-        let chw = self.c * self.h * self.w;
-        let stride = self.direct_plane_stride(hp, wp, lw, &offsets);
-        scratch.resize(self.c * stride + self.o * lw, 0.0);
-        let (planes, wide) = scratch.split_at_mut(self.c * stride);
-        self.pad_planes(&xd[ni * chw..][..chw], wp, stride, planes);
-        self.wide_grad(g, ni, wp, 0, lw, wide);
-        let taps = direct::Taps {
-            offsets: &offsets,
-            sources: self.c,
-            stride,
-        };
-        direct::correlate_grad(planes, taps, wide, self.o, lw, gw);
+        self.with_padded_image(xd, ni, scratch, |taps, planes, wide, wp, lw| {
+            self.wide_grad(g, ni, wp, 0, lw, wide);
+            direct::correlate_grad(planes, taps, wide, self.o, lw, gw);
+        })
     }
 
     /// Direct input gradient of image `ni` into `gxi` (`[C, H, W]`): the full correlation of the
