@@ -17,8 +17,9 @@
 //!
 //! The caller lays the planes out with enough slack that every run of a block is in bounds
 //! (checked once per call); positions come in blocks of [`BLOCK`], so the wide length is a
-//! multiple of it. The code is safe Rust compiled once per instruction set (as in `vmath`) so the
-//! compiler vectorises the fixed-size blocks with AVX-512 or AVX2 and fuses the multiply-adds.
+//! multiple of it. Each kernel is one loop over blocks of rows, generic over the block's
+//! implementation: AVX-512 intrinsics (`x86::Avx512`), or safe Rust compiled for AVX2 and for the
+//! baseline, which the compiler vectorises (fusing the multiply-adds where there is FMA).
 
 /// Positions per block: the wide length of every call is a multiple of this.
 pub const BLOCK: usize = 32;
@@ -67,12 +68,6 @@ pub fn correlate(src: &[f32], taps: Taps, k: &[f32], rows: usize, len: usize, ou
     assert!(src.len() >= taps.span(len), "correlate: source too short");
     assert!(k.len() >= rows * st, "correlate: kernel too short");
     assert!(out.len() >= rows * len, "correlate: output too short");
-    #[cfg(target_arch = "x86_64")]
-    if super::gemm::current_isa() == super::gemm::Isa::Avx512 {
-        // SAFETY: `current_isa` is `Avx512` only on a CPU with avx512f; the lengths were
-        // checked above as `x86::correlate` requires.
-        return unsafe { x86::correlate(src, taps, k, rows, len, out) };
-    }
     correlate_isa(src, taps, k, rows, len, out)
 }
 
@@ -100,40 +95,46 @@ pub fn correlate_grad(src: &[f32], taps: Taps, g: &[f32], rows: usize, len: usiz
     correlate_grad_isa(src, taps, g, rows, len, dk)
 }
 
-/// Rows of `out` computed together: their accumulators (`R × W` floats) stay in registers while
-/// one source run of `W` floats is loaded per tap.
-#[inline(always)]
-fn correlate_rows<const R: usize, const W: usize, const FMA: bool>(
-    src: &[f32],
-    taps: Taps,
-    k: &[f32],
-    len: usize,
-    out: &mut [f32],
-) {
-    let t = taps.offsets.len();
-    let st = taps.sources * t;
-    for p0 in (0..len).step_by(W) {
-        let mut acc = [[0.0f32; W]; R];
-        for s in 0..taps.sources {
-            let plane = &src[s * taps.stride + p0..];
-            for (ti, &off) in taps.offsets.iter().enumerate() {
-                let run: &[f32; W] = plane[off..off + W].try_into().expect("W floats");
-                for (r, acc) in acc.iter_mut().enumerate() {
-                    let kv = k[r * st + s * t + ti];
-                    for (a, &x) in acc.iter_mut().zip(run) {
-                        *a = madd::<FMA>(kv, x, *a);
+/// Up to [`RowBlock::MAX`] rows of [`correlate`] computed together, their accumulators kept in
+/// registers while one source run is loaded per tap: the inner block, one implementation per
+/// instruction set.
+trait RowBlock {
+    const MAX: usize;
+    fn rows<const R: usize>(src: &[f32], taps: Taps, k: &[f32], len: usize, out: &mut [f32]);
+}
+
+/// Safe Rust, vectorised by the compiler: 4 rows of `W` positions.
+struct Runs<const W: usize, const FMA: bool>;
+
+impl<const W: usize, const FMA: bool> RowBlock for Runs<W, FMA> {
+    const MAX: usize = 4;
+    #[inline(always)]
+    fn rows<const R: usize>(src: &[f32], taps: Taps, k: &[f32], len: usize, out: &mut [f32]) {
+        let t = taps.offsets.len();
+        let st = taps.sources * t;
+        for p0 in (0..len).step_by(W) {
+            let mut acc = [[0.0f32; W]; R];
+            for s in 0..taps.sources {
+                let plane = &src[s * taps.stride + p0..];
+                for (ti, &off) in taps.offsets.iter().enumerate() {
+                    let run: &[f32; W] = plane[off..off + W].try_into().expect("W floats");
+                    for (r, acc) in acc.iter_mut().enumerate() {
+                        let kv = k[r * st + s * t + ti];
+                        for (a, &x) in acc.iter_mut().zip(run) {
+                            *a = madd::<FMA>(kv, x, *a);
+                        }
                     }
                 }
             }
-        }
-        for (r, acc) in acc.iter().enumerate() {
-            out[r * len + p0..][..W].copy_from_slice(acc);
+            for (r, acc) in acc.iter().enumerate() {
+                out[r * len + p0..][..W].copy_from_slice(acc);
+            }
         }
     }
 }
 
 #[inline(always)]
-fn correlate_body<const W: usize, const FMA: bool>(
+fn correlate_body<B: RowBlock>(
     src: &[f32],
     taps: Taps,
     k: &[f32],
@@ -144,14 +145,19 @@ fn correlate_body<const W: usize, const FMA: bool>(
     let st = taps.sources * taps.offsets.len();
     let mut r = 0;
     while r < rows {
+        let n = (rows - r).min(B::MAX);
         let (k, out) = (&k[r * st..], &mut out[r * len..]);
-        match rows - r {
-            1 => correlate_rows::<1, W, FMA>(src, taps, k, len, out),
-            2 => correlate_rows::<2, W, FMA>(src, taps, k, len, out),
-            3 => correlate_rows::<3, W, FMA>(src, taps, k, len, out),
-            _ => correlate_rows::<4, W, FMA>(src, taps, k, len, out),
+        match n {
+            1 => B::rows::<1>(src, taps, k, len, out),
+            2 => B::rows::<2>(src, taps, k, len, out),
+            3 => B::rows::<3>(src, taps, k, len, out),
+            4 => B::rows::<4>(src, taps, k, len, out),
+            5 => B::rows::<5>(src, taps, k, len, out),
+            6 => B::rows::<6>(src, taps, k, len, out),
+            7 => B::rows::<7>(src, taps, k, len, out),
+            _ => B::rows::<8>(src, taps, k, len, out),
         }
-        r += 4;
+        r += n;
     }
 }
 
@@ -243,46 +249,32 @@ fn correlate_grad_body<B: GradBlock>(
     }
 }
 
-/// Compiles a body generic over the block width `W` and fusion `FMA` once per instruction set,
-/// with the widths given for AVX-512, AVX2 and the portable build (chosen so the accumulators fill
-/// the registers without spilling), and dispatches on the current instruction set.
-macro_rules! dispatch_widths {
-    ($name:ident, ($($arg:ident: $ty:ty),*), $body:ident, $w512:literal, $w2:literal, $w:literal) => {
-        fn $name($($arg: $ty),*) {
-            #[cfg(target_arch = "x86_64")]
-            {
-                use super::gemm::{current_isa, Isa};
-                #[target_feature(enable = "avx512f,fma")]
-                fn avx512($($arg: $ty),*) {
-                    $body::<$w512, true>($($arg),*)
-                }
-                #[target_feature(enable = "avx2,fma")]
-                fn avx2($($arg: $ty),*) {
-                    $body::<$w2, true>($($arg),*)
-                }
-                match current_isa() {
-                    // SAFETY: `current_isa` is `Avx512` only when the CPU reports avx512f (which
-                    // implies fma), and `Avx2Fma` only when it reports avx2 and fma (`Isa::detected`
-                    // checks, and `with_isa` refuses to force an unsupported set): the features
-                    // these copies were compiled for. Their bodies are safe code.
-                    Isa::Avx512 => return unsafe { avx512($($arg),*) },
-                    Isa::Avx2Fma => return unsafe { avx2($($arg),*) },
-                    Isa::Portable => {}
-                }
-            }
-            $body::<$w, false>($($arg),*)
+fn correlate_isa(src: &[f32], taps: Taps, k: &[f32], rows: usize, len: usize, out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use super::gemm::{current_isa, Isa};
+        #[target_feature(enable = "avx512f,fma")]
+        fn avx512(src: &[f32], taps: Taps, k: &[f32], rows: usize, len: usize, out: &mut [f32]) {
+            correlate_body::<x86::Avx512>(src, taps, k, rows, len, out)
         }
-    };
+        #[target_feature(enable = "avx2,fma")]
+        fn avx2(src: &[f32], taps: Taps, k: &[f32], rows: usize, len: usize, out: &mut [f32]) {
+            correlate_body::<Runs<16, true>>(src, taps, k, rows, len, out)
+        }
+        match current_isa() {
+            // SAFETY: `current_isa` is `Avx512` only when the CPU reports avx512f (which implies
+            // fma), and `Avx2Fma` only when it reports avx2 and fma (`Isa::detected` checks, and
+            // `with_isa` refuses to force an unsupported set): the features these copies were
+            // compiled for. Their bodies are safe code apart from `x86::Avx512`'s, whose
+            // intrinsics need exactly avx512f.
+            Isa::Avx512 => return unsafe { avx512(src, taps, k, rows, len, out) },
+            Isa::Avx2Fma => return unsafe { avx2(src, taps, k, rows, len, out) },
+            Isa::Portable => {}
+        }
+    }
+    correlate_body::<Runs<8, false>>(src, taps, k, rows, len, out)
 }
 
-dispatch_widths!(
-    correlate_isa,
-    (src: &[f32], taps: Taps, k: &[f32], rows: usize, len: usize, out: &mut [f32]),
-    correlate_body,
-    32,
-    16,
-    8
-);
 fn correlate_grad_isa(src: &[f32], taps: Taps, g: &[f32], rows: usize, len: usize, dk: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     {
@@ -296,7 +288,7 @@ fn correlate_grad_isa(src: &[f32], taps: Taps, g: &[f32], rows: usize, len: usiz
             correlate_grad_body::<Lanes<8, true>>(src, taps, g, rows, len, dk)
         }
         match current_isa() {
-            // SAFETY: as in `dispatch_widths!`: the CPU has the features these copies were
+            // SAFETY: as in `correlate_isa`: the CPU has the features these copies were
             // compiled for.
             Isa::Avx512 => return unsafe { avx512(src, taps, g, rows, len, dk) },
             Isa::Avx2Fma => return unsafe { avx2(src, taps, g, rows, len, dk) },
@@ -308,93 +300,54 @@ fn correlate_grad_isa(src: &[f32], taps: Taps, g: &[f32], rows: usize, len: usiz
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{GradBlock, Taps, BLOCK, TB};
+    use super::{GradBlock, RowBlock, Taps, BLOCK, TB};
     use std::arch::x86_64::*;
 
-    /// [`correlate`](super::correlate) in AVX-512 intrinsics: up to 8 rows at a time, so one
-    /// run of 32 floats (two loads) feeds 16 multiply-adds into accumulators that stay in
-    /// registers (the safe version managed 4 rows).
-    ///
-    /// # Safety
-    /// The CPU must have avx512f, and the lengths must be as `correlate` checks them.
-    #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn correlate(
-        src: &[f32],
-        taps: Taps,
-        k: &[f32],
-        rows: usize,
-        len: usize,
-        out: &mut [f32],
-    ) {
-        let st = taps.sources * taps.offsets.len();
-        let mut r = 0;
-        while r < rows {
-            let (k, out) = (&k[r * st..], &mut out[r * len..]);
-            // SAFETY: as this function's contract (rows r.. of `k` and `out` are in bounds).
-            unsafe {
-                match rows - r {
-                    1 => rows_of::<1>(src, taps, k, len, out),
-                    2 => rows_of::<2>(src, taps, k, len, out),
-                    3 => rows_of::<3>(src, taps, k, len, out),
-                    4 => rows_of::<4>(src, taps, k, len, out),
-                    5 => rows_of::<5>(src, taps, k, len, out),
-                    6 => rows_of::<6>(src, taps, k, len, out),
-                    7 => rows_of::<7>(src, taps, k, len, out),
-                    _ => rows_of::<8>(src, taps, k, len, out),
-                }
-            }
-            r += 8;
-        }
-    }
+    /// The blocks of both kernels in AVX-512 intrinsics. For [`correlate`](super::correlate): up
+    /// to 8 rows at a time, so one run of 32 floats (two loads) feeds 16 multiply-adds into
+    /// accumulators that stay in registers (the safe version manages 4 rows). For the weight
+    /// gradient: `R × TB` accumulators of 16 lanes, which the compiler keeps in registers (the
+    /// safe version's nested arrays were spilled to the stack).
+    pub(super) struct Avx512;
 
-    /// `R` rows of [`correlate`].
-    ///
-    /// # Safety
-    /// avx512f, `len` a multiple of 32, `src` holds `taps.span(len)` floats, `k` holds `R` rows
-    /// of `S·T` and `out` `R` rows of `len`.
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    unsafe fn rows_of<const R: usize>(
-        src: &[f32],
-        taps: Taps,
-        k: &[f32],
-        len: usize,
-        out: &mut [f32],
-    ) {
-        debug_assert!(BLOCK == 32 && len.is_multiple_of(32));
-        let t = taps.offsets.len();
-        let st = taps.sources * t;
-        assert!(k.len() >= R * st && out.len() >= R * len && src.len() >= taps.span(len));
-        let (sp, kp, op) = (src.as_ptr(), k.as_ptr(), out.as_mut_ptr());
-        for p in (0..len).step_by(32) {
-            // SAFETY: loads read src[s·stride + off + p..][..32] with p + 32 ≤ len, inside
-            // `taps.span(len)`; kernel reads k[r·st + s·t + ti] < R·st; stores write
-            // out[r·len + p..][..32] < R·len (all asserted above).
-            unsafe {
-                let mut acc = [[_mm512_setzero_ps(); 2]; R];
-                for s in 0..taps.sources {
-                    let plane = sp.add(s * taps.stride + p);
-                    for (ti, &off) in taps.offsets.iter().enumerate() {
-                        let x0 = _mm512_loadu_ps(plane.add(off));
-                        let x1 = _mm512_loadu_ps(plane.add(off + 16));
-                        for (r, acc) in acc.iter_mut().enumerate() {
-                            let kv = _mm512_set1_ps(*kp.add(r * st + s * t + ti));
-                            acc[0] = _mm512_fmadd_ps(kv, x0, acc[0]);
-                            acc[1] = _mm512_fmadd_ps(kv, x1, acc[1]);
+    impl RowBlock for Avx512 {
+        const MAX: usize = 8;
+        #[inline(always)]
+        fn rows<const R: usize>(src: &[f32], taps: Taps, k: &[f32], len: usize, out: &mut [f32]) {
+            debug_assert!(BLOCK == 32 && len.is_multiple_of(32));
+            let t = taps.offsets.len();
+            let st = taps.sources * t;
+            // The bounds every access below stays within (callers guarantee them; a violation is
+            // a bug in this module, so panicking is right).
+            assert!(k.len() >= R * st && out.len() >= R * len && src.len() >= taps.span(len));
+            let (sp, kp, op) = (src.as_ptr(), k.as_ptr(), out.as_mut_ptr());
+            for p in (0..len).step_by(32) {
+                // SAFETY: only called from `correlate_isa`'s AVX-512 copy (avx512f present);
+                // loads read src[s·stride + off + p..][..32] with p + 32 ≤ len, inside
+                // `taps.span(len)`; kernel reads k[r·st + s·t + ti] < R·st; stores write
+                // out[r·len + p..][..32] < R·len (all asserted above).
+                unsafe {
+                    let mut acc = [[_mm512_setzero_ps(); 2]; R];
+                    for s in 0..taps.sources {
+                        let plane = sp.add(s * taps.stride + p);
+                        for (ti, &off) in taps.offsets.iter().enumerate() {
+                            let x0 = _mm512_loadu_ps(plane.add(off));
+                            let x1 = _mm512_loadu_ps(plane.add(off + 16));
+                            for (r, acc) in acc.iter_mut().enumerate() {
+                                let kv = _mm512_set1_ps(*kp.add(r * st + s * t + ti));
+                                acc[0] = _mm512_fmadd_ps(kv, x0, acc[0]);
+                                acc[1] = _mm512_fmadd_ps(kv, x1, acc[1]);
+                            }
                         }
                     }
-                }
-                for (r, acc) in acc.iter().enumerate() {
-                    _mm512_storeu_ps(op.add(r * len + p), acc[0]);
-                    _mm512_storeu_ps(op.add(r * len + p + 16), acc[1]);
+                    for (r, acc) in acc.iter().enumerate() {
+                        _mm512_storeu_ps(op.add(r * len + p), acc[0]);
+                        _mm512_storeu_ps(op.add(r * len + p + 16), acc[1]);
+                    }
                 }
             }
         }
     }
-
-    /// The weight-gradient block in AVX-512 intrinsics: `R × TB` accumulators of 16 lanes, which
-    /// the compiler keeps in registers (the safe version's nested arrays were spilled to the stack).
-    pub(super) struct Avx512;
 
     impl GradBlock for Avx512 {
         #[inline(always)]
