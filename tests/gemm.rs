@@ -32,12 +32,22 @@ fn random(n: usize, rng: &mut Rng) -> Vec<f32> {
 /// Checks one product in every layout of A and B, with and without accumulation.
 fn check(m: usize, k: usize, n: usize, isa: Isa, rng: &mut Rng) {
     for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
-        // Stored transposed when `ta`: A is read through swapped strides. B gets a padded row stride.
-        let a_store = random(m * k, rng);
+        // Stored transposed when `ta`: A is read through swapped strides. Otherwise A's rows are
+        // padded for two m in three (the micro-kernel reads a row-major A in place with its row
+        // stride; with `m` a multiple of 3 they are contiguous, which for k = 1024 is the case
+        // where A is packed instead). B gets a padded row stride.
+        let a_pad = m % 3;
+        let a_store = random(m * (k + a_pad), rng);
         let a = if ta {
-            MatRef::row_major(&a_store, k, m).t()
+            MatRef::row_major(&a_store[..m * k], k, m).t()
         } else {
-            MatRef::row_major(&a_store, m, k)
+            MatRef {
+                data: &a_store,
+                rows: m,
+                cols: k,
+                row_stride: k + a_pad,
+                col_stride: 1,
+            }
         };
         let pad = 3;
         let b_store = random(k * (n + pad), rng);
@@ -146,7 +156,8 @@ fn large_blocked_and_parallel_products() {
     for isa in [Isa::Portable, Isa::Avx2Fma, Isa::Avx512] {
         let _ = with_isa(isa, || {
             // (64, 576, 1024) and (30, 300, 2000) are wide: split by columns across threads; (1100, 300,
-            // 40) crosses the MC and KC blocks; (128, 256, 10) and (4096, 16, 9) take the skinny kernel.
+            // 40) crosses the MC and KC blocks; (128, 256, 10) and (4096, 16, 9) take the skinny kernel;
+            // the narrow ones read A in place, but for (48, 1024, 70), whose A rows are 4 KiB apart.
             for (m, k, n) in [
                 (300, 700, 130),
                 (128, 256, 10),
@@ -156,6 +167,8 @@ fn large_blocked_and_parallel_products() {
                 (64, 576, 1024),
                 (30, 300, 2000),
                 (1100, 300, 40),
+                (48, 1024, 70),
+                (301, 200, 255),
             ] {
                 check(m, k, n, isa, &mut rng);
             }

@@ -100,6 +100,13 @@ fn main() {
                 (128, 256, 10, "mlp_out_128x256x10"),
                 (4096, 128, 128, "tall_4096x128x128"),
             ] {
+                // An optional fifth argument picks shapes by name (for profiling one of them).
+                if args
+                    .get(4)
+                    .is_some_and(|only| !name.contains(only.as_str()))
+                {
+                    continue;
+                }
                 let (x, y) = (
                     Tensor::randn([m, k]).to_vec(),
                     Tensor::randn([k, n]).to_vec(),

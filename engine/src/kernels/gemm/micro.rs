@@ -57,6 +57,30 @@ pub(crate) trait MicroKernel {
     ) -> bool {
         false
     }
+
+    /// Whether [`MicroKernel::run_rows_a`] exists.
+    const DIRECT_A: bool = false;
+
+    /// [`MicroKernel::run_rows`] with A read in place from a row-major matrix instead of a packed
+    /// panel: `a = (first, lda, next)` reads `A[i][p]` at `first + i·lda + p`, and `next` (or
+    /// null) is the start of the following panel of rows, fetched into cache meanwhile. Returns
+    /// false, doing nothing, when the kernel has no such variant.
+    ///
+    /// # Safety
+    /// As [`MicroKernel::run_rows`], with `first + i·lda + p` readable for i < `rows`, p < kc.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn run_rows_a(
+        _rows: usize,
+        _kc: usize,
+        _alpha: f32,
+        _a: (*const f32, usize, *const f32),
+        _b: (*const f32, usize),
+        _beta: f32,
+        _c: *mut f32,
+        _rsc: usize,
+    ) -> bool {
+        false
+    }
 }
 
 /// The portable kernel: plain Rust arrays that LLVM vectorises for the baseline target.
@@ -151,20 +175,55 @@ mod x86 {
         ) -> bool {
             // SAFETY: forwarded contract, each variant touching only its first `rows` rows of C;
             // selected only when the CPU reports avx512f.
+            let a = (a, 12, std::ptr::null());
             unsafe {
                 match rows {
-                    1 => avx512_tile_b::<1>(kc, alpha, a, b, beta, c, rsc),
-                    2 => avx512_tile_b::<2>(kc, alpha, a, b, beta, c, rsc),
-                    3 => avx512_tile_b::<3>(kc, alpha, a, b, beta, c, rsc),
-                    4 => avx512_tile_b::<4>(kc, alpha, a, b, beta, c, rsc),
-                    5 => avx512_tile_b::<5>(kc, alpha, a, b, beta, c, rsc),
-                    6 => avx512_tile_b::<6>(kc, alpha, a, b, beta, c, rsc),
-                    7 => avx512_tile_b::<7>(kc, alpha, a, b, beta, c, rsc),
-                    8 => avx512_tile_b::<8>(kc, alpha, a, b, beta, c, rsc),
-                    9 => avx512_tile_b::<9>(kc, alpha, a, b, beta, c, rsc),
-                    10 => avx512_tile_b::<10>(kc, alpha, a, b, beta, c, rsc),
-                    11 => avx512_tile_b::<11>(kc, alpha, a, b, beta, c, rsc),
-                    12 => avx512_tile_b::<12>(kc, alpha, a, b, beta, c, rsc),
+                    1 => avx512_tile_b::<1, false>(kc, alpha, a, b, beta, c, rsc),
+                    2 => avx512_tile_b::<2, false>(kc, alpha, a, b, beta, c, rsc),
+                    3 => avx512_tile_b::<3, false>(kc, alpha, a, b, beta, c, rsc),
+                    4 => avx512_tile_b::<4, false>(kc, alpha, a, b, beta, c, rsc),
+                    5 => avx512_tile_b::<5, false>(kc, alpha, a, b, beta, c, rsc),
+                    6 => avx512_tile_b::<6, false>(kc, alpha, a, b, beta, c, rsc),
+                    7 => avx512_tile_b::<7, false>(kc, alpha, a, b, beta, c, rsc),
+                    8 => avx512_tile_b::<8, false>(kc, alpha, a, b, beta, c, rsc),
+                    9 => avx512_tile_b::<9, false>(kc, alpha, a, b, beta, c, rsc),
+                    10 => avx512_tile_b::<10, false>(kc, alpha, a, b, beta, c, rsc),
+                    11 => avx512_tile_b::<11, false>(kc, alpha, a, b, beta, c, rsc),
+                    12 => avx512_tile_b::<12, false>(kc, alpha, a, b, beta, c, rsc),
+                    _ => return false,
+                }
+            }
+            true
+        }
+
+        const DIRECT_A: bool = true;
+
+        unsafe fn run_rows_a(
+            rows: usize,
+            kc: usize,
+            alpha: f32,
+            a: (*const f32, usize, *const f32),
+            b: (*const f32, usize),
+            beta: f32,
+            c: *mut f32,
+            rsc: usize,
+        ) -> bool {
+            // SAFETY: forwarded contract, each variant touching only its first `rows` rows of C;
+            // selected only when the CPU reports avx512f.
+            unsafe {
+                match rows {
+                    1 => avx512_tile_a::<1>(kc, alpha, a, b, beta, c, rsc),
+                    2 => avx512_tile_a::<2>(kc, alpha, a, b, beta, c, rsc),
+                    3 => avx512_tile_a::<3>(kc, alpha, a, b, beta, c, rsc),
+                    4 => avx512_tile_a::<4>(kc, alpha, a, b, beta, c, rsc),
+                    5 => avx512_tile_a::<5>(kc, alpha, a, b, beta, c, rsc),
+                    6 => avx512_tile_a::<6>(kc, alpha, a, b, beta, c, rsc),
+                    7 => avx512_tile_a::<7>(kc, alpha, a, b, beta, c, rsc),
+                    8 => avx512_tile_a::<8>(kc, alpha, a, b, beta, c, rsc),
+                    9 => avx512_tile_a::<9>(kc, alpha, a, b, beta, c, rsc),
+                    10 => avx512_tile_a::<10>(kc, alpha, a, b, beta, c, rsc),
+                    11 => avx512_tile_a::<11>(kc, alpha, a, b, beta, c, rsc),
+                    12 => avx512_tile_a::<12>(kc, alpha, a, b, beta, c, rsc),
                     _ => return false,
                 }
             }
@@ -185,21 +244,45 @@ mod x86 {
         c: *mut f32,
         rsc: usize,
     ) {
-        // SAFETY: forwarded contract, with a packed B panel (rows 32 floats apart).
-        unsafe { avx512_tile_b::<R>(kc, alpha, a, (b, 32), beta, c, rsc) }
+        // SAFETY: forwarded contract, with packed panels (A's columns 12 floats apart, B's rows 32).
+        unsafe {
+            avx512_tile_b::<R, false>(kc, alpha, (a, 12, std::ptr::null()), (b, 32), beta, c, rsc)
+        }
+    }
+
+    /// [`avx512_tile_b`] with A read in place, `A[i][p]` at `a + i·lda + p` (a row-major A: its
+    /// panels need no transposing copy), and the rows of the next panel fetched meanwhile.
+    ///
+    /// # Safety
+    /// As [`MicroKernel::run_rows_a`].
+    #[target_feature(enable = "avx512f")]
+    unsafe fn avx512_tile_a<const R: usize>(
+        kc: usize,
+        alpha: f32,
+        a: (*const f32, usize, *const f32),
+        b: (*const f32, usize),
+        beta: f32,
+        c: *mut f32,
+        rsc: usize,
+    ) {
+        // SAFETY: forwarded contract.
+        unsafe { avx512_tile_b::<R, true>(kc, alpha, a, b, beta, c, rsc) }
     }
 
     /// [`avx512_tile`] with B's rows `ldb` apart: 32 for a packed panel, or a row-major B read in
     /// place (a product with a single panel of A rows uses each B element once, so packing B
-    /// would only copy it).
+    /// would only copy it). `A_IN_PLACE` picks A's layout: a packed panel (`A[i][p]` at
+    /// `a + p·12 + i`) or a row-major A (`a + i·lda + p`), whose next panel `next` (unless null) is
+    /// prefetched, one cache line of each row per 16 steps of k.
     ///
     /// # Safety
-    /// As [`MicroKernel::run`], with B read at `b + p·ldb + j` for p < kc, j < 32.
+    /// As [`MicroKernel::run`], with B read at `b + p·ldb + j` for p < kc, j < 32, and A at the
+    /// addresses above for i < R.
     #[target_feature(enable = "avx512f")]
-    unsafe fn avx512_tile_b<const R: usize>(
+    unsafe fn avx512_tile_b<const R: usize, const A_IN_PLACE: bool>(
         kc: usize,
         alpha: f32,
-        a: *const f32,
+        (a, lda, next): (*const f32, usize, *const f32),
         (b, ldb): (*const f32, usize),
         beta: f32,
         c: *mut f32,
@@ -215,6 +298,10 @@ mod x86 {
             }
         }
         let mut acc = [[_mm512_setzero_ps(); 2]; R];
+        // A's rows, for the in-place layout.
+        let rows: [*const f32; R] = std::array::from_fn(|i| a.wrapping_add(i * lda));
+        // The next panel's rows, as an offset from this panel's.
+        let next_offset = (next as usize).wrapping_sub(a as usize) / 4;
         // One step of k: two vectors of B, R broadcasts of A, 2·R fused multiply-adds.
         let step = |acc: &mut [[__m512; 2]; R], p: usize| {
             // SAFETY: callers pass p < kc, so the 32 floats of B (row p, `ldb` apart) and the R of
@@ -222,16 +309,49 @@ mod x86 {
             unsafe {
                 let b0 = _mm512_loadu_ps(b.add(p * ldb));
                 let b1 = _mm512_loadu_ps(b.add(p * ldb + 16));
-                let ap = a.add(p * 12);
                 for (i, row) in acc.iter_mut().enumerate() {
-                    let ai = _mm512_set1_ps(*ap.add(i));
+                    let ai = _mm512_set1_ps(if A_IN_PLACE {
+                        *rows[i].add(p)
+                    } else {
+                        *a.add(p * 12 + i)
+                    });
                     row[0] = _mm512_fmadd_ps(ai, b0, row[0]);
                     row[1] = _mm512_fmadd_ps(ai, b1, row[1]);
                 }
             }
         };
-        // Unrolled by four, so that the loop's own bookkeeping rarely takes an FMA port's slot.
         let mut p = 0;
+        if A_IN_PLACE {
+            // Sixteen steps of k at a time (a cache line of each row), fetching the next panel's
+            // lines meanwhile.
+            let prefetch_next = !next.is_null();
+            while p < kc {
+                let steps = 16.min(kc - p);
+                if prefetch_next {
+                    for &row in &rows {
+                        // A hint, which cannot fault.
+                        _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(next_offset + p).cast());
+                    }
+                }
+                if R == 12 {
+                    let acc: &mut [[__m512; 2]; 12] = (&mut acc[..]).try_into().expect("R is 12");
+                    // SAFETY: rows 0..12 of A are readable from column p for `steps` values, B's
+                    // rows p..p + steps hold 32 floats each (the caller's contract).
+                    unsafe {
+                        avx512_12x32_in_place_steps(acc, a.add(p), lda, b.add(p * ldb), ldb, steps)
+                    };
+                    p += steps;
+                } else {
+                    // The last rows of a C: not unrolled (unrolled, LLVM gathers each row's four
+                    // consecutive values ahead of their multiply-adds and spills the broadcasts).
+                    for _ in 0..steps {
+                        step(&mut acc, p);
+                        p += 1;
+                    }
+                }
+            }
+        }
+        // Unrolled by four, so that the loop's own bookkeeping rarely takes an FMA port's slot.
         while p + 4 <= kc {
             step(&mut acc, p);
             step(&mut acc, p + 1);
@@ -258,6 +378,121 @@ mod x86 {
                     _mm512_storeu_ps(dst, r);
                 }
             }
+        }
+    }
+
+    /// `steps` (≥ 1) steps of k of the 12×32 tile with A read in place: `acc[i][h] += A[i][p] ·
+    /// B[p][16h..16h + 16]` for p < steps, A's row i at `a + i·lda`, B's row p at `b + p·ldb`.
+    ///
+    /// In assembly because LLVM does not keep this loop lean: with twelve row addresses it either
+    /// chains twelve additions per step (the loop then issues about 60 instructions per 24
+    /// multiply-adds, more than the front end sustains) or, unrolled, gathers each row's
+    /// consecutive values ahead of their multiply-adds and spills the broadcasts to the stack.
+    /// Here two base pointers and three multiples of `lda` address all twelve rows
+    /// (`base + {0, 1, 2, 4}·lda`, `base + 3·lda`, `base + 5·lda`), so a step is 2 loads of B,
+    /// 12 broadcasts, 24 multiply-adds and 4 integer instructions.
+    ///
+    /// # Safety
+    /// `a + i·lda + p` readable for i < 12, p < steps; `b + p·ldb + j` for p < steps, j < 32;
+    /// `steps ≥ 1`; the CPU supports AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn avx512_12x32_in_place_steps(
+        acc: &mut [[__m512; 2]; 12],
+        a: *const f32,
+        lda: usize,
+        b: *const f32,
+        ldb: usize,
+        steps: usize,
+    ) {
+        debug_assert!(steps >= 1);
+        let lda_bytes = lda * 4;
+        // SAFETY: the loop reads A and B only at the addresses the caller vouched for, runs
+        // `steps` times (≥ 1), and touches no memory otherwise; the registers it uses besides
+        // its operands are declared clobbered.
+        unsafe {
+            std::arch::asm!(
+                "2:",
+                "vmovups zmm24, [{b}]",
+                "vmovups zmm25, [{b} + 64]",
+                "add {b}, {ldb}",
+                "vbroadcastss zmm26, dword ptr [{a0}]",
+                "vfmadd231ps zmm0, zmm26, zmm24",
+                "vfmadd231ps zmm1, zmm26, zmm25",
+                "vbroadcastss zmm27, dword ptr [{a0} + {l1}]",
+                "vfmadd231ps zmm2, zmm27, zmm24",
+                "vfmadd231ps zmm3, zmm27, zmm25",
+                "vbroadcastss zmm26, dword ptr [{a0} + {l1}*2]",
+                "vfmadd231ps zmm4, zmm26, zmm24",
+                "vfmadd231ps zmm5, zmm26, zmm25",
+                "vbroadcastss zmm27, dword ptr [{a0} + {l3}]",
+                "vfmadd231ps zmm6, zmm27, zmm24",
+                "vfmadd231ps zmm7, zmm27, zmm25",
+                "vbroadcastss zmm26, dword ptr [{a0} + {l1}*4]",
+                "vfmadd231ps zmm8, zmm26, zmm24",
+                "vfmadd231ps zmm9, zmm26, zmm25",
+                "vbroadcastss zmm27, dword ptr [{a0} + {l5}]",
+                "vfmadd231ps zmm10, zmm27, zmm24",
+                "vfmadd231ps zmm11, zmm27, zmm25",
+                "vbroadcastss zmm26, dword ptr [{a6}]",
+                "vfmadd231ps zmm12, zmm26, zmm24",
+                "vfmadd231ps zmm13, zmm26, zmm25",
+                "vbroadcastss zmm27, dword ptr [{a6} + {l1}]",
+                "vfmadd231ps zmm14, zmm27, zmm24",
+                "vfmadd231ps zmm15, zmm27, zmm25",
+                "vbroadcastss zmm26, dword ptr [{a6} + {l1}*2]",
+                "vfmadd231ps zmm16, zmm26, zmm24",
+                "vfmadd231ps zmm17, zmm26, zmm25",
+                "vbroadcastss zmm27, dword ptr [{a6} + {l3}]",
+                "vfmadd231ps zmm18, zmm27, zmm24",
+                "vfmadd231ps zmm19, zmm27, zmm25",
+                "vbroadcastss zmm26, dword ptr [{a6} + {l1}*4]",
+                "vfmadd231ps zmm20, zmm26, zmm24",
+                "vfmadd231ps zmm21, zmm26, zmm25",
+                "vbroadcastss zmm27, dword ptr [{a6} + {l5}]",
+                "vfmadd231ps zmm22, zmm27, zmm24",
+                "vfmadd231ps zmm23, zmm27, zmm25",
+                "add {a0}, 4",
+                "add {a6}, 4",
+                "dec {k}",
+                "jnz 2b",
+                a0 = inout(reg) a => _,
+                a6 = inout(reg) a.add(6 * lda) => _,
+                l1 = in(reg) lda_bytes,
+                l3 = in(reg) 3 * lda_bytes,
+                l5 = in(reg) 5 * lda_bytes,
+                b = inout(reg) b => _,
+                ldb = in(reg) ldb * 4,
+                k = inout(reg) steps => _,
+                inout("zmm0") acc[0][0],
+                inout("zmm1") acc[0][1],
+                inout("zmm2") acc[1][0],
+                inout("zmm3") acc[1][1],
+                inout("zmm4") acc[2][0],
+                inout("zmm5") acc[2][1],
+                inout("zmm6") acc[3][0],
+                inout("zmm7") acc[3][1],
+                inout("zmm8") acc[4][0],
+                inout("zmm9") acc[4][1],
+                inout("zmm10") acc[5][0],
+                inout("zmm11") acc[5][1],
+                inout("zmm12") acc[6][0],
+                inout("zmm13") acc[6][1],
+                inout("zmm14") acc[7][0],
+                inout("zmm15") acc[7][1],
+                inout("zmm16") acc[8][0],
+                inout("zmm17") acc[8][1],
+                inout("zmm18") acc[9][0],
+                inout("zmm19") acc[9][1],
+                inout("zmm20") acc[10][0],
+                inout("zmm21") acc[10][1],
+                inout("zmm22") acc[11][0],
+                inout("zmm23") acc[11][1],
+                out("zmm24") _,
+                out("zmm25") _,
+                out("zmm26") _,
+                out("zmm27") _,
+                options(nostack, readonly),
+            );
         }
     }
 

@@ -379,6 +379,7 @@ fn gemm_blocks<K: MicroKernel>(
     // instead of copying it into panels first. (The output must be row-major: the scratch-tile
     // path for strided outputs reads packed panels.)
     let direct_b = K::DIRECT_B && m <= K::MR && b.col_stride == 1 && c.cs == 1;
+    let direct_a = K::DIRECT_A && a.col_stride == 1 && a_in_place_pays(a.row_stride, n);
     let ep = current_epilogue();
     for jc in (0..n).step_by(nc) {
         let nb = nc.min(n - jc);
@@ -391,7 +392,9 @@ fn gemm_blocks<K: MicroKernel>(
             let beta_here = if pc == 0 { beta } else { 1.0 };
             for ic in (0..m).step_by(mc) {
                 let mb = mc.min(m - ic);
-                pack::pack_a(a, ic, pc, mb, kb, K::MR, apack);
+                if !direct_a {
+                    pack::pack_a(a, ic, pc, mb, kb, K::MR, apack);
+                }
                 for ir in (0..mb).step_by(K::MR) {
                     let ap = &apack[(ir / K::MR) * K::MR * kb..];
                     for jr in (0..nb).step_by(K::NR) {
@@ -406,7 +409,50 @@ fn gemm_blocks<K: MicroKernel>(
                             pack::pack_b(b, pc, c0, kb, cols, K::NR, bpack);
                             (&bpack[..], K::NR)
                         };
-                        if ldb == K::NR && rows == K::MR && cols == K::NR && c.cs == 1 {
+                        if direct_a {
+                            let first = &a.data[r0 * a.row_stride + pc..];
+                            // The next panel's rows are fetched while the first B panel is used.
+                            let next = if jr == 0 && r0 + K::MR < m {
+                                a.data[(r0 + K::MR) * a.row_stride + pc..].as_ptr()
+                            } else {
+                                std::ptr::null()
+                            };
+                            let a_in_place = (first.as_ptr(), a.row_stride, next);
+                            if cols == K::NR && c.cs == 1 {
+                                // SAFETY: A's rows r0..r0+rows hold kb floats each from column
+                                // pc, `lda` apart; B as for `run_rows` below; the `rows` rows of
+                                // the full-width tile at (r0, c0) lie inside `c`.
+                                let done = unsafe {
+                                    K::run_rows_a(
+                                        rows,
+                                        kb,
+                                        alpha,
+                                        a_in_place,
+                                        (bp.as_ptr(), ldb),
+                                        beta_here,
+                                        c.data.as_mut_ptr().add(r0 * c.rs + c0),
+                                        c.rs,
+                                    )
+                                };
+                                debug_assert!(done, "DIRECT_A kernels take every row count");
+                            } else {
+                                // SAFETY: as above, into the scratch tile (MR·NR floats, beta 0).
+                                let done = unsafe {
+                                    K::run_rows_a(
+                                        rows,
+                                        kb,
+                                        alpha,
+                                        a_in_place,
+                                        (bp.as_ptr(), ldb),
+                                        0.0,
+                                        tile.as_mut_ptr(),
+                                        K::NR,
+                                    )
+                                };
+                                debug_assert!(done, "DIRECT_A kernels take every row count");
+                                store_tile(&tile, K::NR, (rows, cols), c, (r0, c0), beta_here);
+                            }
+                        } else if ldb == K::NR && rows == K::MR && cols == K::NR && c.cs == 1 {
                             let at = r0 * c.rs + c0;
                             debug_assert!(at + (K::MR - 1) * c.rs + K::NR <= c.data.len());
                             // SAFETY: the panels hold kb·MR and kb·NR packed floats; the full tile
@@ -456,28 +502,7 @@ fn gemm_blocks<K: MicroKernel>(
                                     K::NR,
                                 )
                             };
-                            for (i, src) in tile.chunks_exact(K::NR).take(rows).enumerate() {
-                                let src = &src[..cols];
-                                if c.cs == 1 {
-                                    let dst = &mut c.data[(r0 + i) * c.rs + c0..][..cols];
-                                    if beta_here == 0.0 {
-                                        dst.copy_from_slice(src);
-                                    } else {
-                                        for (d, &v) in dst.iter_mut().zip(src) {
-                                            *d = v + beta_here * *d;
-                                        }
-                                    }
-                                } else {
-                                    for (j, &v) in src.iter().enumerate() {
-                                        let d = &mut c.data[(r0 + i) * c.rs + (c0 + j) * c.cs];
-                                        *d = if beta_here == 0.0 {
-                                            v
-                                        } else {
-                                            v + beta_here * *d
-                                        };
-                                    }
-                                }
-                            }
+                            store_tile(&tile, K::NR, (rows, cols), c, (r0, c0), beta_here);
                         }
                     }
                     if pc + kb == k {
@@ -487,6 +512,52 @@ fn gemm_blocks<K: MicroKernel>(
                         ep.apply_block(c.data, (ic + ir, jc), (rows, nb), (c.rs, c.cs));
                     }
                 }
+            }
+        }
+    }
+}
+
+/// Whether a row-major A (rows `lda` floats apart) is better read in place by the micro-kernel
+/// than packed into panels, for a product with `n` columns.
+///
+/// Packing a row-major A is a transpose (each panel holds MR rows' values per k), which runs at
+/// about 2 floats a cycle, against n/32 cycles of multiply-adds per float of A: 14% of the time
+/// on 4096×128·128×128. Read in place, the kernel's broadcasts take A's MR rows as MR streams,
+/// the next panel's rows fetched while the first B panel passes; that costs the kernel a few
+/// percent (the panel's lines are scattered over L1 rather than contiguous), so it pays for
+/// narrow products only. Measured (1 thread, best of 3 interleaved runs, GFLOP/s, packed → in
+/// place): 64³ 130 → 160, 128³ 155 → 169, 4096×128×128 159 → 166, 128×784×256 167 → 168,
+/// 256³ 183 → 176, 512³ 187 → 176. Rows a multiple of 4 KiB apart (1024 floats) would all map
+/// to the same L1 sets and evict each other, so those are always packed.
+fn a_in_place_pays(lda: usize, n: usize) -> bool {
+    n < 256 && !lda.is_multiple_of(1024)
+}
+
+/// Stores the first `rows`×`cols` of a scratch tile (rows `ld` apart) into C at `(r0, c0)`,
+/// adding `beta` times C's old values unless `beta` is 0.
+fn store_tile(
+    tile: &[f32],
+    ld: usize,
+    (rows, cols): (usize, usize),
+    c: &mut Out<'_>,
+    (r0, c0): (usize, usize),
+    beta: f32,
+) {
+    for (i, src) in tile.chunks_exact(ld).take(rows).enumerate() {
+        let src = &src[..cols];
+        if c.cs == 1 {
+            let dst = &mut c.data[(r0 + i) * c.rs + c0..][..cols];
+            if beta == 0.0 {
+                dst.copy_from_slice(src);
+            } else {
+                for (d, &v) in dst.iter_mut().zip(src) {
+                    *d = v + beta * *d;
+                }
+            }
+        } else {
+            for (j, &v) in src.iter().enumerate() {
+                let d = &mut c.data[(r0 + i) * c.rs + (c0 + j) * c.cs];
+                *d = if beta == 0.0 { v } else { v + beta * *d };
             }
         }
     }
