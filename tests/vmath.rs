@@ -164,3 +164,69 @@ fn all_finite_finds_every_non_finite_value() {
         .unwrap();
     }
 }
+
+#[test]
+fn layer_norm_forward_and_backward_match_f64() {
+    // Rows shorter than, equal to and longer than the 16 partial sums, with a ragged tail.
+    for d in [1usize, 5, 16, 33, 128] {
+        let rows = 9;
+        let val = |i: usize, s: usize| ((i * s) % 1013) as f32 / 101.3 - 4.0;
+        let x: Vec<f32> = (0..rows * d).map(|i| val(i, 7919) + 3.0).collect();
+        let g: Vec<f32> = (0..rows * d).map(|i| val(i, 4099)).collect();
+        let w: Vec<f32> = (0..d).map(|i| 0.5 + val(i, 31) / 8.0).collect();
+        let b: Vec<f32> = (0..d).map(|i| val(i, 17) / 4.0).collect();
+        let eps = 1e-5f64;
+        // f64 reference, straight from the definitions.
+        let (mut y64, mut dx64) = (vec![0.0f64; rows * d], vec![0.0f64; rows * d]);
+        let (mut dw64, mut db64) = (vec![0.0f64; d], vec![0.0f64; d]);
+        for r in 0..rows {
+            let xr: Vec<f64> = x[r * d..][..d].iter().map(|&v| v as f64).collect();
+            let gr: Vec<f64> = g[r * d..][..d].iter().map(|&v| v as f64).collect();
+            let mean = xr.iter().sum::<f64>() / d as f64;
+            let var = xr.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / d as f64;
+            let rstd = 1.0 / (var + eps).sqrt();
+            let xh: Vec<f64> = xr.iter().map(|v| (v - mean) * rstd).collect();
+            let gh: Vec<f64> = (0..d).map(|j| gr[j] * w[j] as f64).collect();
+            let m1 = gh.iter().sum::<f64>() / d as f64;
+            let m2 = (0..d).map(|j| gh[j] * xh[j]).sum::<f64>() / d as f64;
+            for j in 0..d {
+                y64[r * d + j] = xh[j] * w[j] as f64 + b[j] as f64;
+                dx64[r * d + j] = (gh[j] - m1 - xh[j] * m2) * rstd;
+                dw64[j] += gr[j] * xh[j];
+                db64[j] += gr[j];
+            }
+        }
+        for isa in isas() {
+            let (y, stats) = with_isa(isa, || vmath::layer_norm(&x, &w, &b, eps as f32)).unwrap();
+            let (dx, dw, db) =
+                with_isa(isa, || vmath::layer_norm_backward(&x, &g, &w, &stats)).unwrap();
+            let close = |got: &[f32], want: &[f64], what: &str| {
+                for (i, (&a, &e)) in got.iter().zip(want).enumerate() {
+                    assert!(
+                        (a as f64 - e).abs() < 2e-5 * e.abs().max(1.0),
+                        "{isa:?} d = {d}: {what}[{i}] = {a}, want {e}"
+                    );
+                }
+            };
+            close(&y, &y64, "y");
+            close(&dx, &dx64, "dx");
+            close(&dw, &dw64, "dw");
+            close(&db, &db64, "db");
+        }
+    }
+}
+
+#[test]
+fn add_rows_sums_rows_into_the_destination() {
+    for n in [1usize, 3, 16, 17, 65] {
+        let rows: Vec<f32> = (0..n * 7).map(|i| (i % 13) as f32 - 6.0).collect();
+        for isa in isas() {
+            let mut dst: Vec<f32> = (0..n).map(|j| j as f32 * 0.5).collect();
+            with_isa(isa, || vmath::add_rows(&mut dst, &rows)).unwrap();
+            for (j, &v) in dst.iter().enumerate() {
+                let want = j as f32 * 0.5 + (0..7).map(|r| rows[r * n + j]).sum::<f32>();
+                assert_eq!(v, want, "{isa:?} n = {n}, column {j}");
+            }
+        }
+    }
+}

@@ -159,9 +159,7 @@ fn add_into(acc: Tensor, g: &Tensor) -> Tensor {
     let shape = acc.shape().clone();
     let mut buf = acc.into_buffer();
     if let Some(dst) = buf.get_mut() {
-        for (d, s) in dst.iter_mut().zip(gd.iter()) {
-            *d += s;
-        }
+        crate::kernels::vmath::add_rows(dst, &gd);
         return Tensor::from_parts(buf, shape, false, None);
     }
     let data: Vec<f32> = buf.iter().zip(gd.iter()).map(|(a, b)| a + b).collect();

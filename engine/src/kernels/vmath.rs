@@ -360,6 +360,155 @@ pub fn softmax_backward_rows(y: &[f32], g: &[f32], n: usize) -> Vec<f32> {
     })
 }
 
+#[inline(always)]
+fn add_rows_body(dst: &mut [f32], rows: &[f32]) {
+    for row in rows.chunks_exact(dst.len()) {
+        for (d, &s) in dst.iter_mut().zip(row) {
+            *d += s;
+        }
+    }
+}
+dispatch!(add_rows_chunk, (dst: &mut [f32], rows: &[f32]), add_rows_body);
+
+/// Adds each contiguous row of `rows` (rows as long as `dst`) into `dst`, in order: a bias's
+/// gradient (the column sums of the output gradient), or one gradient into another.
+pub fn add_rows(dst: &mut [f32], rows: &[f32]) {
+    assert!(
+        rows.is_empty() || (!dst.is_empty() && rows.len().is_multiple_of(dst.len())),
+        "add_rows: {} is not a whole number of rows of {}",
+        rows.len(),
+        dst.len()
+    );
+    if !dst.is_empty() {
+        add_rows_chunk(dst, rows)
+    }
+}
+
+/// The sum of `x`, in 16 interleaved partial sums (one vector register under AVX-512) added
+/// pairwise at the end: a fixed order, whatever the instruction set.
+#[inline(always)]
+fn sum16(x: &[f32], f: impl Fn(usize) -> f32) -> f32 {
+    let mut acc = [0.0f32; 16];
+    let split = x.len() - x.len() % 16;
+    for c in (0..split).step_by(16) {
+        for (k, a) in acc.iter_mut().enumerate() {
+            *a += f(c + k);
+        }
+    }
+    for (k, j) in (split..x.len()).enumerate() {
+        acc[k] += f(j);
+    }
+    let mut width = 16;
+    while width > 1 {
+        width /= 2;
+        for k in 0..width {
+            acc[k] += acc[k + width];
+        }
+    }
+    acc[0]
+}
+
+/// Layer normalisation of each contiguous row of length `d`: `y = (x − μ)/σ · w + b`, with
+/// σ = sqrt(var + eps) (population variance), and per row `(μ, 1/σ)` written to `stats`.
+#[inline(always)]
+fn layer_norm_body(x: &[f32], w: &[f32], b: &[f32], eps: f32, y: &mut [f32], stats: &mut [f32]) {
+    let d = w.len();
+    let (w, b) = (&w[..d], &b[..d]);
+    for ((x, y), st) in x
+        .chunks_exact(d)
+        .zip(y.chunks_exact_mut(d))
+        .zip(stats.chunks_exact_mut(2))
+    {
+        let mean = sum16(x, |j| x[j]) / d as f32;
+        let var = sum16(x, |j| (x[j] - mean) * (x[j] - mean)) / d as f32;
+        let rstd = 1.0 / (var + eps).sqrt();
+        st[0] = mean;
+        st[1] = rstd;
+        for j in 0..d {
+            y[j] = (x[j] - mean) * rstd * w[j] + b[j];
+        }
+    }
+}
+
+/// Layer normalisation's gradients being written: `(dx, dw, db, scratch row)`.
+type LnGrads<'a> = (&'a mut [f32], &'a mut [f32], &'a mut [f32], &'a mut [f32]);
+
+/// Layer normalisation's backward pass over contiguous rows of length `d`, given the forward
+/// pass's `stats`: with x̂ = (x − μ)/σ and ĝ = g·w,
+/// `dx = (ĝ − mean(ĝ) − x̂·mean(ĝ·x̂)) / σ`, and `dw += Σ g·x̂`, `db += Σ g` over the rows.
+/// `out` is `(dx, dw, db, xhat)`, the last a scratch row.
+#[inline(always)]
+fn layer_norm_backward_body(x: &[f32], g: &[f32], w: &[f32], stats: &[f32], out: LnGrads<'_>) {
+    let (dx, dw, db, xhat) = out;
+    let d = w.len();
+    let (dw, db, xhat) = (&mut dw[..d], &mut db[..d], &mut xhat[..d]);
+    for (((x, g), dx), st) in x
+        .chunks_exact(d)
+        .zip(g.chunks_exact(d))
+        .zip(dx.chunks_exact_mut(d))
+        .zip(stats.chunks_exact(2))
+    {
+        let (mean, rstd) = (st[0], st[1]);
+        for j in 0..d {
+            xhat[j] = (x[j] - mean) * rstd;
+            dw[j] += g[j] * xhat[j];
+            db[j] += g[j];
+        }
+        let m1 = sum16(g, |j| g[j] * w[j]) / d as f32;
+        let m2 = sum16(g, |j| g[j] * w[j] * xhat[j]) / d as f32;
+        for j in 0..d {
+            dx[j] = (g[j] * w[j] - m1 - xhat[j] * m2) * rstd;
+        }
+    }
+}
+
+dispatch!(
+    layer_norm_chunk,
+    (x: &[f32], w: &[f32], b: &[f32], eps: f32, y: &mut [f32], stats: &mut [f32]),
+    layer_norm_body
+);
+dispatch!(
+    layer_norm_backward_chunk,
+    (x: &[f32], g: &[f32], w: &[f32], stats: &[f32], out: LnGrads<'_>),
+    layer_norm_backward_body
+);
+
+/// Layer normalisation of each contiguous row of `x` (rows of `w.len()`): returns `y` and the
+/// per-row `(mean, 1/σ)` pairs the backward pass needs. `b` has the length of `w`.
+pub fn layer_norm(x: &[f32], w: &[f32], b: &[f32], eps: f32) -> (Vec<f32>, Vec<f32>) {
+    let d = w.len();
+    assert!(
+        d > 0 && b.len() == d && x.len().is_multiple_of(d),
+        "layer_norm: bad lengths"
+    );
+    let mut y = vec![0.0; x.len()];
+    let mut stats = vec![0.0; 2 * (x.len() / d)];
+    layer_norm_chunk(x, w, b, eps, &mut y, &mut stats);
+    (y, stats)
+}
+
+/// Layer normalisation's backward pass: `(dx, dw, db)` for the output gradient `g`, given the
+/// input `x`, the weight `w` and the forward pass's `stats`.
+pub fn layer_norm_backward(
+    x: &[f32],
+    g: &[f32],
+    w: &[f32],
+    stats: &[f32],
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let d = w.len();
+    assert!(
+        d > 0
+            && x.len().is_multiple_of(d)
+            && g.len() == x.len()
+            && stats.len() == 2 * (x.len() / d),
+        "layer_norm_backward: bad lengths"
+    );
+    let mut dx = vec![0.0; x.len()];
+    let (mut dw, mut db, mut xhat) = (vec![0.0; d], vec![0.0; d], vec![0.0; d]);
+    layer_norm_backward_chunk(x, g, w, stats, (&mut dx, &mut dw, &mut db, &mut xhat));
+    (dx, dw, db)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -302,11 +302,7 @@ impl Tensor {
                 if needs.len() == 3 {
                     let gb = needs[2].then(|| {
                         let mut gb = vec![0.0; out_f];
-                        for row in g.chunks_exact(out_f) {
-                            for (d, s) in gb.iter_mut().zip(row) {
-                                *d += s;
-                            }
-                        }
+                        crate::kernels::vmath::add_rows(&mut gb, g);
                         Tensor::from_data(gb, Shape::new(&[out_f]))
                     });
                     grads.push(gb);

@@ -296,9 +296,10 @@ impl Tensor {
                     for o in 0..outer {
                         for &i in &indices {
                             let base = (o * extent + i) * inner;
-                            for (d, s) in gx[base..base + inner].iter_mut().zip(&g[k..k + inner]) {
-                                *d += s;
-                            }
+                            crate::kernels::vmath::add_rows(
+                                &mut gx[base..base + inner],
+                                &g[k..k + inner],
+                            );
                             k += inner;
                         }
                     }
