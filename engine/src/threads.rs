@@ -3,8 +3,10 @@
 //! rayon's workers sleep when idle rather than spin, so a busy machine slows the engine down
 //! gracefully instead of stalling it.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 
@@ -74,10 +76,172 @@ pub fn set_flush_denormal(on: bool) {
 }
 
 /// Whether work over `len` elements should be split across the pool: at least `min` elements
-/// (below that the split costs more than it saves), more than one thread, and not from inside a
-/// worker, whose pool is busy already (a data-parallel shard, say).
+/// (below that the split costs more than it saves), more than one thread, and [`may_split`].
 pub(crate) fn worth_splitting(len: usize, min: usize) -> bool {
-    len >= min && rayon::current_thread_index().is_none() && num_threads() > 1
+    len >= min && num_threads() > 1 && may_split()
+}
+
+// How the engine's ops split work, and why [`run`] exists.
+//
+// An op called from an ordinary thread (the notebook's, say) hands its pieces to the pool with
+// `install` and blocks until they are done: every parallel region waits for sleeping workers to
+// wake up. On the 2-vCPU virtual machines this project is measured on, waking an idle vCPU takes
+// 50-150 µs, as long as a whole GEMM of a small model; two threads then ran the GAN step 15%
+// slower than one. Inside [`run`] the calling code itself runs on a worker, so a region is a
+// rayon `join`: the caller computes its half at once and takes back the other half if no worker
+// has come for it (never slower than one thread), and [`keep_warm`] keeps one other worker
+// awake between regions for a moment, so that it does come.
+
+thread_local! {
+    /// This thread is running the closure of a [`run`] (and so may split ops itself).
+    static IN_RUN: Cell<bool> = const { Cell::new(false) };
+    /// This thread is inside a parallel region (computing one of its pieces, or waiting for them):
+    /// the ops it calls stay on it.
+    static IN_REGION: Cell<bool> = const { Cell::new(false) };
+    /// This worker is spinning in [`spin`], counted in [`AVAILABLE`].
+    static SPINNING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Sets a thread-local flag for the guard's lifetime and restores it after, panics included.
+struct Flag {
+    key: &'static std::thread::LocalKey<Cell<bool>>,
+    was: bool,
+}
+
+impl Flag {
+    fn set(key: &'static std::thread::LocalKey<Cell<bool>>, value: bool) -> Flag {
+        Flag {
+            key,
+            was: key.with(|f| f.replace(value)),
+        }
+    }
+}
+
+impl Drop for Flag {
+    fn drop(&mut self) {
+        self.key.with(|f| f.set(self.was));
+    }
+}
+
+/// Whether an op on this thread may split its work across the pool: from outside the pool, or
+/// from the closure of a [`run`]; not from a piece of a parallel region (a data-parallel shard,
+/// say), whose pool is busy already.
+pub(crate) fn may_split() -> bool {
+    !IN_REGION.with(Cell::get)
+        && (rayon::current_thread_index().is_none() || IN_RUN.with(Cell::get))
+}
+
+/// Runs `f` on one of the pool's workers, so that the ops it calls split their work with `join`s
+/// the calling code takes part in (see the comment above). The training loop (`train::step`,
+/// `fit`) and the benchmarks' steps run this way. Handing `f` to a worker and waking the caller
+/// afterwards costs tens of microseconds here, more than a tiny model's whole step, so while the
+/// last `f` took less than [`RUN_INLINE_BELOW`] (or with one thread) `f` runs on the calling
+/// thread instead. Results are the same either way: ops make the same splitting decisions, and
+/// each element is computed the same way whoever computes it.
+pub fn run<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    if rayon::current_thread_index().is_some() {
+        return f();
+    }
+    let timed = |f: &mut dyn FnMut()| {
+        let t = Instant::now();
+        f();
+        LAST_RUN_US.store(t.elapsed().as_micros() as u64, Ordering::Relaxed);
+    };
+    let mut f = Some(f);
+    let mut out = None;
+    let mut call = || out = f.take().map(|f| f());
+    if num_threads() < 2
+        || LAST_RUN_US.load(Ordering::Relaxed) < RUN_INLINE_BELOW.as_micros() as u64
+    {
+        timed(&mut call);
+    } else {
+        pool().install(|| {
+            if SPINNING.with(|s| s.replace(false)) {
+                // Picked up by a spinning worker, which is now busy with this.
+                AVAILABLE.fetch_sub(1, Ordering::AcqRel);
+            }
+            let _run = Flag::set(&IN_RUN, true);
+            timed(&mut call);
+        });
+    }
+    out.expect("the closure ran")
+}
+
+/// [`run`] hands its closure to the pool only when the previous one took at least this long.
+const RUN_INLINE_BELOW: Duration = Duration::from_micros(500);
+/// How long the last closure given to [`run`] took, in microseconds.
+static LAST_RUN_US: AtomicU64 = AtomicU64::new(0);
+
+/// Runs the parallel region `f` (a rayon parallel iterator, typically) on the engine's pool; the
+/// ops its pieces call do not split again.
+pub(crate) fn install<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    if IN_RUN.with(Cell::get) {
+        keep_warm();
+    }
+    let pool = pool();
+    pool.install(|| {
+        let _region = Flag::set(&IN_REGION, true);
+        f()
+    })
+}
+
+/// Workers spinning in [`keep_warm`] and free to take work.
+static AVAILABLE: AtomicUsize = AtomicUsize::new(0);
+
+/// How long [`keep_warm`] keeps a worker awake after its last piece of work:
+/// `GRADBOOK_SPIN_US` microseconds (default 1000; 0 turns it off), like OpenMP's spin-wait
+/// before a thread sleeps (`KMP_BLOCKTIME`, `GOMP_SPINCOUNT`).
+fn spin_for() -> Duration {
+    static SPIN: OnceLock<Duration> = OnceLock::new();
+    *SPIN.get_or_init(|| {
+        let us = std::env::var("GRADBOOK_SPIN_US")
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(1000);
+        Duration::from_micros(us)
+    })
+}
+
+/// Makes sure one worker is awake, ready to take part in the next parallel region (see
+/// [`spin`]).
+fn keep_warm() {
+    if spin_for().is_zero() || num_threads() < 2 || AVAILABLE.load(Ordering::Acquire) > 0 {
+        return;
+    }
+    AVAILABLE.fetch_add(1, Ordering::AcqRel);
+    pool().spawn(spin);
+}
+
+/// A worker kept awake until it has had no work for [`spin_for`]: it runs pending pieces as they
+/// come (`rayon::yield_now`) and otherwise gives its core away (`std::thread::yield_now`). When
+/// that yield takes longer than 100 µs another program wanted the core, and the worker goes to
+/// sleep at once: on a busy machine nothing spins.
+fn spin() {
+    // The caller of `run` may pick this job up itself while it waits for a piece: no spinning
+    // there.
+    if IN_RUN.with(Cell::get) {
+        AVAILABLE.fetch_sub(1, Ordering::AcqRel);
+        return;
+    }
+    let _spinning = Flag::set(&SPINNING, true);
+    let mut idle_since = Instant::now();
+    while idle_since.elapsed() < spin_for() {
+        if let Some(rayon::Yield::Executed) = rayon::yield_now() {
+            if !SPINNING.with(Cell::get) {
+                // What ran was a whole `run` closure, which took this worker's availability
+                // (and started another spinner if it needed one).
+                return;
+            }
+            idle_since = Instant::now();
+            continue;
+        }
+        let t = Instant::now();
+        std::thread::yield_now();
+        if t.elapsed() > Duration::from_micros(100) {
+            break;
+        }
+    }
+    AVAILABLE.fetch_sub(1, Ordering::AcqRel);
 }
 
 /// Runs `f(i, block)` for each `size`-element block of `out` (the last may be shorter), across the
@@ -93,7 +257,7 @@ pub(crate) fn for_each_block(
         return;
     }
     if parallel {
-        pool().install(|| {
+        install(|| {
             out.par_chunks_mut(size)
                 .enumerate()
                 .for_each(|(i, block)| f(i, block))

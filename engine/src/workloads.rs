@@ -22,7 +22,7 @@ pub struct Workload {
     /// Floating-point operations per step, where counted.
     pub flops: Option<f64>,
     /// Runs one step.
-    pub step: Box<dyn FnMut()>,
+    pub step: Box<dyn FnMut() + Send>,
 }
 
 /// The names [`build`] accepts.
@@ -76,8 +76,8 @@ fn train(
     model: impl Module + 'static,
     mut opt: Optimizer,
     x: Tensor,
-    loss: impl Fn(&Tensor) -> Result<Tensor> + 'static,
-) -> Box<dyn FnMut()> {
+    loss: impl Fn(&Tensor) -> Result<Tensor> + Send + 'static,
+) -> Box<dyn FnMut() + Send> {
     Box::new(move || {
         opt.zero_grad();
         let l = loss(&model.forward(&x).expect("fixed shapes")).expect("fixed shapes");
@@ -93,7 +93,7 @@ fn train_sharded(
     mut opt: Optimizer,
     batch: Dataset,
     loss: Loss,
-) -> Box<dyn FnMut()> {
+) -> Box<dyn FnMut() + Send> {
     let mut n = 0;
     Box::new(move || {
         n += 1;
@@ -110,7 +110,7 @@ fn train_sharded(
     })
 }
 
-fn infer(model: impl Module + 'static, x: Tensor) -> Box<dyn FnMut()> {
+fn infer(model: impl Module + 'static, x: Tensor) -> Box<dyn FnMut() + Send> {
     Box::new(move || {
         no_grad(|| model.forward(&x).expect("fixed shapes"));
     })
@@ -187,8 +187,16 @@ impl Module for Gpt {
     }
 }
 
-/// Builds a workload by name (see [`NAMES`]), seeded so runs are comparable.
+/// Builds a workload by name (see [`NAMES`]), seeded so runs are comparable. Its step runs on the
+/// engine's pool ([`crate::threads::run`]), as the training loop's does.
 pub fn build(name: &str) -> Result<Workload> {
+    let mut w = build_here(name)?;
+    let mut step = w.step;
+    w.step = Box::new(move || crate::threads::run(&mut step));
+    Ok(w)
+}
+
+fn build_here(name: &str) -> Result<Workload> {
     manual_seed(0);
     Ok(match name {
         "tiny" | "tiny_infer" => {
@@ -323,7 +331,7 @@ pub fn build(name: &str) -> Result<Workload> {
             let (v, t, b) = (65, 64, 32);
             let gpt = Gpt::new()?;
             let idx = labels(b * t, v).reshape(&[b as isize, t as isize])?;
-            let step: Box<dyn FnMut()> = if name == "gpt_train" {
+            let step: Box<dyn FnMut() + Send> = if name == "gpt_train" {
                 let tgt = Tensor::from_vec(
                     (0..b * t).map(|i| ((i * 31 + 7) % v) as f32).collect(),
                     [b, t],

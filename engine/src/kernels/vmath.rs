@@ -234,7 +234,7 @@ fn fill(len: usize, unit: usize, f: impl Fn(&mut [f32], Range<usize>) + Sync) ->
             .div_ceil(threads * 4)
             .max(4096usize.div_ceil(unit))
             * unit;
-        crate::threads::pool().install(|| {
+        crate::threads::install(|| {
             out.par_chunks_mut(piece).enumerate().for_each(|(i, o)| {
                 let start = i * piece;
                 f(o, start..start + o.len())

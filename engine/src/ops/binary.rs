@@ -26,7 +26,7 @@ fn broadcast_map(
         // from about a million elements.
         if crate::threads::worth_splitting(a.len(), 1 << 20) {
             let mut v = Vec::with_capacity(a.len());
-            crate::threads::pool().install(|| {
+            crate::threads::install(|| {
                 a.par_iter()
                     .zip(b.par_iter())
                     .with_min_len(1 << 16)

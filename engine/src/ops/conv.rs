@@ -811,7 +811,7 @@ impl Tensor {
             if groups == 1 {
                 geo.forward_batch(&xd, &wd, 0..geo.n)
             } else {
-                let parts: Vec<Vec<f32>> = crate::threads::pool().install(|| {
+                let parts: Vec<Vec<f32>> = crate::threads::install(|| {
                     (0..groups)
                         .into_par_iter()
                         .map(|t| geo.forward_batch(&xd, &wd, geo.group_images(t, groups)))
@@ -825,7 +825,7 @@ impl Tensor {
         if !batched {
             let per_image = geo.o * l;
             if geo.images_in_parallel() {
-                crate::threads::pool().install(|| {
+                crate::threads::install(|| {
                     y.par_chunks_mut(per_image)
                         .enumerate()
                         .for_each_init(Vec::new, |cols, (ni, yi)| {
@@ -864,12 +864,11 @@ impl Tensor {
                         // one GEMM each. dW sums the groups' parts in group order, so the result
                         // depends on the thread count only, not on scheduling.
                         let groups = geo.batch_groups();
-                        let pool = crate::threads::pool();
                         if let Some(gw) = gw.as_mut().filter(|_| geo.batched(Pass::WeightGrad)) {
                             let parts: Vec<Vec<f32>> = if groups == 1 {
                                 vec![geo.weight_grad_batch(&xd, &g, 0..geo.n)]
                             } else {
-                                pool.install(|| {
+                                crate::threads::install(|| {
                                     (0..groups)
                                         .into_par_iter()
                                         .map(|t| {
@@ -903,7 +902,7 @@ impl Tensor {
                             if groups == 1 {
                                 pieces.into_iter().for_each(run);
                             } else {
-                                pool.install(|| pieces.into_par_iter().for_each(run));
+                                crate::threads::install(|| pieces.into_par_iter().for_each(run));
                             }
                         }
                     }
@@ -916,7 +915,7 @@ impl Tensor {
                                 geo.input_grad_image(&g, &wd, ni, gxi, cols)
                             };
                             if parallel {
-                                crate::threads::pool().install(|| {
+                                crate::threads::install(|| {
                                     gx.par_chunks_mut(chw)
                                         .enumerate()
                                         .for_each_init(Vec::new, one)
@@ -947,8 +946,9 @@ impl Tensor {
                                 acc
                             };
                             let sums: Vec<Vec<f32>> = if parallel {
-                                crate::threads::pool()
-                                    .install(|| (0..parts).into_par_iter().map(partial).collect())
+                                crate::threads::install(|| {
+                                    (0..parts).into_par_iter().map(partial).collect()
+                                })
                             } else {
                                 vec![partial(0)]
                             };

@@ -261,7 +261,7 @@ impl Optimizer {
                             (wc, gc, sc)
                         })
                         .collect();
-                    crate::threads::pool().install(|| {
+                    crate::threads::install(|| {
                         jobs.into_par_iter().for_each(|(wc, gc, mut sc)| {
                             update(algorithm, lr, t, first, wc, gc, &mut sc)
                         })

@@ -380,7 +380,7 @@ fn train_step(
     let results: Vec<ShardResult> = if shards == 1 {
         vec![run(0, 0, n)]
     } else {
-        crate::threads::pool().install(|| {
+        crate::threads::install(|| {
             bounds
                 .par_iter()
                 .enumerate()
@@ -448,7 +448,9 @@ pub fn step(
         seed,
         ..Default::default()
     };
-    Ok(train_step(model, opt, loss, batch, &cfg, 0, step, &params)?.0)
+    // On a worker, so that the step's ops split their work with the caller taking part.
+    let done = crate::threads::run(|| train_step(model, opt, loss, batch, &cfg, 0, step, &params));
+    Ok(done?.0)
 }
 
 /// Trains `model` on `train` with `opt` and `loss`, validating on `val` after each epoch, and
@@ -515,7 +517,10 @@ pub fn fit(
             .into_iter()
             .enumerate()
         {
-            let (value, out) = train_step(model, opt, loss, &batch, cfg, epoch, b, &params)?;
+            // On a worker, so that the step's ops split their work with the caller taking part.
+            let (value, out) = crate::threads::run(|| {
+                train_step(model, opt, loss, &batch, cfg, epoch, b, &params)
+            })?;
             loss_sum += value * batch.len() as f64;
             seen += batch.len();
             if !cfg.metrics.is_empty() {

@@ -678,9 +678,9 @@ fn gemm_parallel<K: MicroKernel>(
     if flops < 8e6 || (m < 2 * K::MR && n < 2 * K::NR) {
         return gemm_oriented::<K>(alpha, a, b, beta, c);
     }
-    // Called from a worker of a pool (a data-parallel shard, say), the threads are already busy:
-    // splitting again would only add packing and merging.
-    if rayon::current_thread_index().is_some() {
+    // Called from a piece of a parallel region (a data-parallel shard, say), the threads are
+    // already busy: splitting again would only add packing and merging.
+    if !crate::threads::may_split() {
         return gemm_oriented::<K>(alpha, a, b, beta, c);
     }
     let pool = crate::threads::pool();
@@ -697,7 +697,7 @@ fn gemm_parallel<K: MicroKernel>(
             .map(|j0| (j0, cols_per.min(n - j0)))
             .collect();
         // Each part: A · B[:, j0..j0+w] into a private m×w block (workers run the caller's kernel).
-        let blocks: Vec<Vec<f32>> = pool.install(|| {
+        let blocks: Vec<Vec<f32>> = crate::threads::install(|| {
             parts
                 .par_iter()
                 .map(|&(j0, w)| {
@@ -724,7 +724,7 @@ fn gemm_parallel<K: MicroKernel>(
                 })
                 .collect()
         });
-        pool.install(|| {
+        crate::threads::install(|| {
             c.data
                 .par_chunks_mut(rs)
                 .take(m)
@@ -748,7 +748,7 @@ fn gemm_parallel<K: MicroKernel>(
         return;
     }
     let rows_per = m.div_ceil(threads).div_ceil(K::MR) * K::MR;
-    pool.install(|| {
+    crate::threads::install(|| {
         c.data
             .par_chunks_mut(rows_per * rs)
             .enumerate()

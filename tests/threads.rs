@@ -1,0 +1,47 @@
+//! `threads::run`: a closure run on the engine's pool (where ops split their work with the caller
+//! taking part) computes exactly what it computes on the calling thread. Its own test binary: `run`
+//! keeps process-wide state (how long the last closure took), which other tests would disturb.
+
+use engine::threads;
+use engine::{manual_seed, Tensor};
+
+/// A forward and backward pass big enough that every op splits its work across two threads.
+fn pass() -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    manual_seed(3);
+    let x = Tensor::randn([384, 512]).requires_grad();
+    let w = Tensor::randn([512, 640]).mul_scalar(0.05).requires_grad();
+    let h = x.matmul(&w).unwrap().gelu();
+    let y = h.softmax(-1).unwrap();
+    y.mul(&h).unwrap().sum_all().backward().unwrap();
+    (
+        y.to_vec(),
+        x.grad().unwrap().to_vec(),
+        w.grad().unwrap().to_vec(),
+    )
+}
+
+#[test]
+fn run_on_the_pool_matches_the_calling_thread_bit_for_bit() {
+    threads::set_num_threads(2).unwrap();
+    let here = pass();
+    // The first closure runs on the calling thread (the last one took no time); one that takes a
+    // millisecond sends the next to the pool.
+    let on_caller = threads::run(|| {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        rayon::current_thread_index().is_none()
+    });
+    assert!(on_caller, "the first closure runs on the calling thread");
+    let (on_pool, pooled) = threads::run(|| (rayon::current_thread_index().is_some(), pass()));
+    assert!(
+        on_pool,
+        "after a long closure, `run` hands the next to the pool"
+    );
+    assert!(here.0 == pooled.0, "outputs differ");
+    assert!(here.1 == pooled.1, "input gradients differ");
+    assert!(here.2 == pooled.2, "weight gradients differ");
+    // A panic inside propagates to the caller, and the pool still works after it.
+    let caught = std::panic::catch_unwind(|| threads::run(|| panic!("inside run")));
+    assert!(caught.is_err());
+    let again = threads::run(pass);
+    assert!(again.2 == here.2, "after a panic");
+}
