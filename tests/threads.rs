@@ -24,13 +24,17 @@ fn pass() -> (Vec<f32>, Vec<f32>, Vec<f32>) {
 fn run_on_the_pool_matches_the_calling_thread_bit_for_bit() {
     threads::set_num_threads(2).unwrap();
     let here = pass();
-    // The first closure runs on the calling thread (the last one took no time); one that takes a
-    // millisecond sends the next to the pool.
+    // The first closure goes to the pool; after one that took no time the next runs on the
+    // calling thread; after one that took milliseconds, on the pool again.
+    assert!(threads::run(|| rayon::current_thread_index().is_some()));
     let on_caller = threads::run(|| {
         std::thread::sleep(std::time::Duration::from_millis(2));
         rayon::current_thread_index().is_none()
     });
-    assert!(on_caller, "the first closure runs on the calling thread");
+    assert!(
+        on_caller,
+        "after a short closure, the next runs on the calling thread"
+    );
     let (on_pool, pooled) = threads::run(|| (rayon::current_thread_index().is_some(), pass()));
     assert!(
         on_pool,
@@ -39,6 +43,23 @@ fn run_on_the_pool_matches_the_calling_thread_bit_for_bit() {
     assert!(here.0 == pooled.0, "outputs differ");
     assert!(here.1 == pooled.1, "input gradients differ");
     assert!(here.2 == pooled.2, "weight gradients differ");
+    // Random draws inside continue the caller's stream, on the pool as on the caller.
+    manual_seed(11);
+    let expected: Vec<f32> = (0..3).flat_map(|_| Tensor::randn([5]).to_vec()).collect();
+    manual_seed(11);
+    // (Each closure takes 2 ms, so that the next one goes to the pool.)
+    let first = threads::run(|| {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        Tensor::randn([5]).to_vec()
+    });
+    let (pooled, second) = threads::run(|| {
+        let v = Tensor::randn([5]).to_vec();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        (rayon::current_thread_index().is_some(), v)
+    });
+    assert!(pooled);
+    let third = Tensor::randn([5]).to_vec();
+    assert_eq!([first, second, third].concat(), expected);
     // A panic inside propagates to the caller, and the pool still works after it.
     let caught = std::panic::catch_unwind(|| threads::run(|| panic!("inside run")));
     assert!(caught.is_err());

@@ -136,8 +136,9 @@ pub(crate) fn may_split() -> bool {
 /// `fit`) and the benchmarks' steps run this way. Handing `f` to a worker and waking the caller
 /// afterwards costs tens of microseconds here, more than a tiny model's whole step, so while the
 /// last `f` took less than [`RUN_INLINE_BELOW`] (or with one thread) `f` runs on the calling
-/// thread instead. Results are the same either way: ops make the same splitting decisions, and
-/// each element is computed the same way whoever computes it.
+/// thread instead. Results are the same either way: ops make the same splitting decisions, each
+/// element is computed the same way whoever computes it, and random draws come from the caller's
+/// default generator (`manual_seed`) wherever `f` runs.
 pub fn run<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     if rayon::current_thread_index().is_some() {
         return f();
@@ -150,27 +151,44 @@ pub fn run<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     let mut f = Some(f);
     let mut out = None;
     let mut call = || out = f.take().map(|f| f());
-    if num_threads() < 2
+    // State of this thread that the ops read (gradient recording off, a forced instruction set,
+    // layer hooks, a shard's generator) stays here: so does `f` while any is set.
+    let context = !crate::autodiff::is_grad_enabled()
+        || crate::kernels::gemm::isa_forced()
+        || crate::nn::summary::hooks_active()
+        || crate::nn::shard_context_active();
+    if context
+        || num_threads() < 2
         || LAST_RUN_US.load(Ordering::Relaxed) < RUN_INLINE_BELOW.as_micros() as u64
     {
         timed(&mut call);
     } else {
-        pool().install(|| {
+        // The caller's default random generator goes with the closure and comes back advanced,
+        // as if the closure had run here (it is per thread).
+        use crate::tensor::rng::swap_default;
+        let rng = swap_default(None);
+        let (done, rng) = pool().install(|| {
             if SPINNING.with(|s| s.replace(false)) {
                 // Picked up by a spinning worker, which is now busy with this.
                 AVAILABLE.fetch_sub(1, Ordering::AcqRel);
             }
+            let own = swap_default(rng);
             let _run = Flag::set(&IN_RUN, true);
-            timed(&mut call);
+            let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| timed(&mut call)));
+            (done, swap_default(own))
         });
+        swap_default(rng);
+        if let Err(panic) = done {
+            std::panic::resume_unwind(panic);
+        }
     }
     out.expect("the closure ran")
 }
 
 /// [`run`] hands its closure to the pool only when the previous one took at least this long.
 const RUN_INLINE_BELOW: Duration = Duration::from_micros(500);
-/// How long the last closure given to [`run`] took, in microseconds.
-static LAST_RUN_US: AtomicU64 = AtomicU64::new(0);
+/// How long the last closure given to [`run`] took, in microseconds (none yet: the pool).
+static LAST_RUN_US: AtomicU64 = AtomicU64::new(u64::MAX);
 
 /// Runs the parallel region `f` (a rayon parallel iterator, typically) on the engine's pool; the
 /// ops its pieces call do not split again.

@@ -241,6 +241,11 @@ pub fn with_shard_context<T>(rng: Rng, update_running_stats: bool, f: impl FnOnc
     f()
 }
 
+/// Whether a shard context ([`with_shard_context`]) is set on this thread.
+pub(crate) fn shard_context_active() -> bool {
+    FORWARD_RNG.with(|r| r.borrow().is_some()) || !UPDATE_RUNNING_STATS.with(Cell::get)
+}
+
 /// Draws with the shard generator if one is set on this thread, else with `own`.
 pub(crate) fn with_forward_rng<T>(own: &std::sync::Mutex<Rng>, f: impl FnOnce(&mut Rng) -> T) -> T {
     FORWARD_RNG.with(|r| match r.borrow_mut().as_mut() {

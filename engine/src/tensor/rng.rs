@@ -114,6 +114,12 @@ pub fn manual_seed(seed: u64) {
     DEFAULT.with(|d| *d.borrow_mut() = Some(Rng::seed(seed)));
 }
 
+/// Replaces this thread's default generator (`None`: seeded with 0 when first used), returning the
+/// one it had: [`crate::threads::run`] carries the caller's stream to the worker and back.
+pub(crate) fn swap_default(rng: Option<Rng>) -> Option<Rng> {
+    DEFAULT.with(|d| std::mem::replace(&mut *d.borrow_mut(), rng))
+}
+
 /// Runs `f` with this thread's default generator.
 pub fn with_default_rng<T>(f: impl FnOnce(&mut Rng) -> T) -> T {
     DEFAULT.with(|d| f(d.borrow_mut().get_or_insert_with(|| Rng::seed(0))))

@@ -148,6 +148,11 @@ impl Isa {
     }
 }
 
+/// Whether [`with_isa`] forces an instruction set on this thread.
+pub(crate) fn isa_forced() -> bool {
+    FORCED.with(|f| f.get().is_some())
+}
+
 thread_local! {
     static FORCED: Cell<Option<Isa>> = const { Cell::new(None) };
     /// The epilogue of the product being computed on this thread ([`sgemm_then`] sets it for the
