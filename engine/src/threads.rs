@@ -1,7 +1,9 @@
 //! The engine's one rayon pool. Its size defaults to the number of cores, can be set with the
 //! `GRADBOOK_THREADS` environment variable, and changed at run time with [`set_num_threads`].
-//! rayon's workers sleep when idle rather than spin, so a busy machine slows the engine down
-//! gracefully instead of stalling it.
+//! rayon's workers sleep when idle; inside [`run`] (the training loop's steps) one worker is kept
+//! awake for at most `GRADBOOK_SPIN_US` (1 ms) between parallel regions, and goes to sleep at once
+//! when another program wants its core, so a busy machine slows the engine down gracefully instead
+//! of stalling it.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -131,14 +133,19 @@ pub(crate) fn may_split() -> bool {
         && (rayon::current_thread_index().is_none() || IN_RUN.with(Cell::get))
 }
 
-/// Runs `f` on one of the pool's workers, so that the ops it calls split their work with `join`s
-/// the calling code takes part in (see the comment above). The training loop (`train::step`,
-/// `fit`) and the benchmarks' steps run this way. Handing `f` to a worker and waking the caller
-/// afterwards costs tens of microseconds here, more than a tiny model's whole step, so while the
-/// last `f` took less than [`RUN_INLINE_BELOW`] (or with one thread) `f` runs on the calling
-/// thread instead. Results are the same either way: ops make the same splitting decisions, each
-/// element is computed the same way whoever computes it, and random draws come from the caller's
-/// default generator (`manual_seed`) wherever `f` runs.
+/// Runs `f` on one of the pool's workers, so that each parallel region of the ops it calls is a
+/// rayon `join` that the calling code takes part in: it computes its share at once and takes the
+/// rest back if no worker has come for it, instead of blocking until sleeping workers wake up
+/// (50-150 µs on a 2-vCPU virtual machine, as long as a small model's GEMM). The training loop
+/// (`train::step`, `fit`) and the benchmarks' steps run this way.
+///
+/// Handing `f` to a worker and waking the caller afterwards costs tens of microseconds, more
+/// than a tiny model's whole step, so while the previous `f` took under 500 µs (and with one
+/// thread, or while this thread has gradient recording off, a forced instruction set, layer
+/// hooks or a shard context) `f` runs on the calling thread instead. Results are the same either
+/// way: ops make the same splitting decisions, each element is computed the same way whoever
+/// computes it, and random draws come from the caller's default generator (`manual_seed`)
+/// wherever `f` runs.
 pub fn run<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     if rayon::current_thread_index().is_some() {
         return f();
