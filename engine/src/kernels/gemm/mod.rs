@@ -423,38 +423,32 @@ fn gemm_blocks<K: MicroKernel>(
                                 std::ptr::null()
                             };
                             let a_in_place = (first.as_ptr(), a.row_stride, next);
-                            if cols == K::NR && c.cs == 1 {
-                                // SAFETY: A's rows r0..r0+rows hold kb floats each from column
-                                // pc, `lda` apart; B as for `run_rows` below; the `rows` rows of
-                                // the full-width tile at (r0, c0) lie inside `c`.
-                                let done = unsafe {
-                                    K::run_rows_a(
-                                        rows,
-                                        kb,
-                                        alpha,
-                                        a_in_place,
-                                        (bp.as_ptr(), ldb),
-                                        beta_here,
-                                        c.data.as_mut_ptr().add(r0 * c.rs + c0),
-                                        c.rs,
-                                    )
-                                };
-                                debug_assert!(done, "DIRECT_A kernels take every row count");
+                            // Straight into C when the tile is full-width, else into the scratch
+                            // tile (beta 0), copied over after.
+                            let into_c = cols == K::NR && c.cs == 1;
+                            let (dst, rsc, beta_k) = if into_c {
+                                (c.data[r0 * c.rs + c0..].as_mut_ptr(), c.rs, beta_here)
                             } else {
-                                // SAFETY: as above, into the scratch tile (MR·NR floats, beta 0).
-                                let done = unsafe {
-                                    K::run_rows_a(
-                                        rows,
-                                        kb,
-                                        alpha,
-                                        a_in_place,
-                                        (bp.as_ptr(), ldb),
-                                        0.0,
-                                        tile.as_mut_ptr(),
-                                        K::NR,
-                                    )
-                                };
-                                debug_assert!(done, "DIRECT_A kernels take every row count");
+                                (tile.as_mut_ptr(), K::NR, 0.0)
+                            };
+                            // SAFETY: A's rows r0..r0+rows hold kb floats each from column pc,
+                            // `lda` apart; B as for `run_rows` below; `dst` is the `rows` rows of
+                            // the full-width tile at (r0, c0), inside `c`, or the scratch tile
+                            // (MR·NR floats).
+                            let done = unsafe {
+                                K::run_rows_a(
+                                    rows,
+                                    kb,
+                                    alpha,
+                                    a_in_place,
+                                    (bp.as_ptr(), ldb),
+                                    beta_k,
+                                    dst,
+                                    rsc,
+                                )
+                            };
+                            debug_assert!(done, "DIRECT_A kernels take every row count");
+                            if !into_c {
                                 store_tile(&tile, K::NR, (rows, cols), c, (r0, c0), beta_here);
                             }
                         } else if ldb == K::NR && rows == K::MR && cols == K::NR && c.cs == 1 {
