@@ -66,3 +66,27 @@ fn run_on_the_pool_matches_the_calling_thread_bit_for_bit() {
     let again = threads::run(pass);
     assert!(again.2 == here.2, "after a panic");
 }
+
+#[test]
+fn predict_runs_batches_in_parallel_with_the_same_results() {
+    use engine::nn::{Activation, Linear, Module, Sequential};
+    threads::set_num_threads(2).unwrap();
+    manual_seed(4);
+    let m = Sequential::new()
+        .layer(Linear::new(64, 256))
+        .layer(Activation::GELU)
+        .layer(Linear::new(256, 10));
+    let x = Tensor::randn([300, 64]);
+    // Batches of 128: three pieces on two threads, each computed as it would be alone.
+    let y = engine::train::predict(&m, &x, 128).unwrap();
+    let mut want = Vec::new();
+    for s in (0..300).step_by(128) {
+        let part = x.slice(0, s, (s + 128).min(300)).unwrap();
+        want.extend(engine::no_grad(|| m.forward(&part).unwrap()).to_vec());
+    }
+    assert_eq!(y.dims(), &[300, 10]);
+    assert!(
+        y.to_vec() == want,
+        "parallel batches differ from batches one by one"
+    );
+}

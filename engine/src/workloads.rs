@@ -110,9 +110,19 @@ fn train_sharded(
     })
 }
 
-fn infer(model: impl Module + 'static, x: Tensor) -> Box<dyn FnMut() + Send> {
+/// A forward pass without gradients, whole (the tiny model: too small to split).
+fn forward_only(model: impl Module + 'static, x: Tensor) -> Box<dyn FnMut() + Send> {
     Box::new(move || {
         no_grad(|| model.forward(&x).expect("fixed shapes"));
+    })
+}
+
+/// Inference through `train::predict`, the batch split into one part per engine thread (run in
+/// parallel, as `predict` runs batches).
+fn infer(model: impl Module + 'static, x: Tensor) -> Box<dyn FnMut() + Send> {
+    Box::new(move || {
+        let part = x.dims()[0].div_ceil(crate::threads::num_threads());
+        crate::train::predict(&model, &x, part).expect("fixed shapes");
     })
 }
 
@@ -206,7 +216,7 @@ fn build_here(name: &str) -> Result<Workload> {
                 let opt = Optimizer::sgd(m.named_parameters(), 0.03, 0.0)?;
                 train(m, opt, x, move |o| loss::mse(o, &y, Reduction::Mean))
             } else {
-                infer(m, x)
+                forward_only(m, x)
             };
             Workload {
                 items: 32,

@@ -619,16 +619,20 @@ pub fn predict(model: &dyn Module, x: &Tensor, batch_size: usize) -> Result<Tens
     model.eval();
     let n = x.dims()[0];
     let bs = batch_size.max(1);
-    no_grad(|| {
-        let outs = (0..n)
-            .step_by(bs)
-            .map(|s| model.call(&x.slice(0, s, (s + bs).min(n))?))
-            .collect::<Result<Vec<_>>>()?;
-        if outs.is_empty() {
-            bail!("predict", "no samples to predict");
-        }
-        Tensor::concat(&outs, 0)
-    })
+    let starts: Vec<usize> = (0..n).step_by(bs).collect();
+    if starts.is_empty() {
+        bail!("predict", "no samples to predict");
+    }
+    // Each batch on its own, without gradients (the mode is per thread).
+    let one = |s: usize| no_grad(|| model.call(&x.slice(0, s, (s + bs).min(n))?));
+    // Batches are independent: with several, they run in parallel, one per piece (each computed
+    // the same way wherever it runs, so the result does not depend on the thread count).
+    let outs = if starts.len() > 1 && crate::threads::worth_splitting(starts.len(), 2) {
+        crate::threads::install(|| starts.par_iter().map(|&s| one(s)).collect())
+    } else {
+        starts.iter().map(|&s| one(s)).collect::<Result<Vec<_>>>()
+    }?;
+    Tensor::concat(&outs, 0)
 }
 
 /// The loss and metrics of `model` on `data`, in evaluation mode.
