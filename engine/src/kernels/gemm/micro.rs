@@ -140,6 +140,29 @@ mod x86 {
 
     use super::MicroKernel;
 
+    /// `$call` with the const `$R` equal to `$rows` (1 to 12, the row counts of a 12-row tile);
+    /// `return false` from the enclosing function for any other count.
+    #[rustfmt::skip]
+    macro_rules! with_rows {
+        ($rows:expr, $R:ident => $call:expr) => {
+            match $rows {
+                1 => { const $R: usize = 1; $call }
+                2 => { const $R: usize = 2; $call }
+                3 => { const $R: usize = 3; $call }
+                4 => { const $R: usize = 4; $call }
+                5 => { const $R: usize = 5; $call }
+                6 => { const $R: usize = 6; $call }
+                7 => { const $R: usize = 7; $call }
+                8 => { const $R: usize = 8; $call }
+                9 => { const $R: usize = 9; $call }
+                10 => { const $R: usize = 10; $call }
+                11 => { const $R: usize = 11; $call }
+                12 => { const $R: usize = 12; $call }
+                _ => return false,
+            }
+        };
+    }
+
     /// AVX-512F: a 12×32 tile in 24 zmm accumulators.
     pub(crate) struct Avx512;
 
@@ -177,21 +200,7 @@ mod x86 {
             // selected only when the CPU reports avx512f.
             let a = (a, 12, std::ptr::null());
             unsafe {
-                match rows {
-                    1 => avx512_tile_b::<1, false>(kc, alpha, a, b, beta, c, rsc),
-                    2 => avx512_tile_b::<2, false>(kc, alpha, a, b, beta, c, rsc),
-                    3 => avx512_tile_b::<3, false>(kc, alpha, a, b, beta, c, rsc),
-                    4 => avx512_tile_b::<4, false>(kc, alpha, a, b, beta, c, rsc),
-                    5 => avx512_tile_b::<5, false>(kc, alpha, a, b, beta, c, rsc),
-                    6 => avx512_tile_b::<6, false>(kc, alpha, a, b, beta, c, rsc),
-                    7 => avx512_tile_b::<7, false>(kc, alpha, a, b, beta, c, rsc),
-                    8 => avx512_tile_b::<8, false>(kc, alpha, a, b, beta, c, rsc),
-                    9 => avx512_tile_b::<9, false>(kc, alpha, a, b, beta, c, rsc),
-                    10 => avx512_tile_b::<10, false>(kc, alpha, a, b, beta, c, rsc),
-                    11 => avx512_tile_b::<11, false>(kc, alpha, a, b, beta, c, rsc),
-                    12 => avx512_tile_b::<12, false>(kc, alpha, a, b, beta, c, rsc),
-                    _ => return false,
-                }
+                with_rows!(rows, R => avx512_tile_b::<R, false>(kc, alpha, a, b, beta, c, rsc));
             }
             true
         }
@@ -211,21 +220,7 @@ mod x86 {
             // SAFETY: forwarded contract, each variant touching only its first `rows` rows of C;
             // selected only when the CPU reports avx512f.
             unsafe {
-                match rows {
-                    1 => avx512_tile_a::<1>(kc, alpha, a, b, beta, c, rsc),
-                    2 => avx512_tile_a::<2>(kc, alpha, a, b, beta, c, rsc),
-                    3 => avx512_tile_a::<3>(kc, alpha, a, b, beta, c, rsc),
-                    4 => avx512_tile_a::<4>(kc, alpha, a, b, beta, c, rsc),
-                    5 => avx512_tile_a::<5>(kc, alpha, a, b, beta, c, rsc),
-                    6 => avx512_tile_a::<6>(kc, alpha, a, b, beta, c, rsc),
-                    7 => avx512_tile_a::<7>(kc, alpha, a, b, beta, c, rsc),
-                    8 => avx512_tile_a::<8>(kc, alpha, a, b, beta, c, rsc),
-                    9 => avx512_tile_a::<9>(kc, alpha, a, b, beta, c, rsc),
-                    10 => avx512_tile_a::<10>(kc, alpha, a, b, beta, c, rsc),
-                    11 => avx512_tile_a::<11>(kc, alpha, a, b, beta, c, rsc),
-                    12 => avx512_tile_a::<12>(kc, alpha, a, b, beta, c, rsc),
-                    _ => return false,
-                }
+                with_rows!(rows, R => avx512_tile_a::<R>(kc, alpha, a, b, beta, c, rsc));
             }
             true
         }
