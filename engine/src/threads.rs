@@ -150,14 +150,6 @@ pub fn run<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     if rayon::current_thread_index().is_some() {
         return f();
     }
-    let timed = |f: &mut dyn FnMut()| {
-        let t = Instant::now();
-        f();
-        LAST_RUN_US.store(t.elapsed().as_micros() as u64, Ordering::Relaxed);
-    };
-    let mut f = Some(f);
-    let mut out = None;
-    let mut call = || out = f.take().map(|f| f());
     // State of this thread that the ops read (gradient recording off, a forced instruction set,
     // layer hooks, a shard's generator) stays here: so does `f` while any is set.
     let context = !crate::autodiff::is_grad_enabled()
@@ -168,7 +160,7 @@ pub fn run<R: Send>(f: impl FnOnce() -> R + Send) -> R {
         || num_threads() < 2
         || LAST_RUN_US.load(Ordering::Relaxed) < RUN_INLINE_BELOW.as_micros() as u64
     {
-        timed(&mut call);
+        timed(f)
     } else {
         // The caller's default random generator goes with the closure and comes back advanced,
         // as if the closure had run here (it is per thread).
@@ -181,15 +173,20 @@ pub fn run<R: Send>(f: impl FnOnce() -> R + Send) -> R {
             }
             let own = swap_default(rng);
             let _run = Flag::set(&IN_RUN, true);
-            let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| timed(&mut call)));
+            let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| timed(f)));
             (done, swap_default(own))
         });
         swap_default(rng);
-        if let Err(panic) = done {
-            std::panic::resume_unwind(panic);
-        }
+        done.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     }
-    out.expect("the closure ran")
+}
+
+/// `f()`, its duration kept in [`LAST_RUN_US`].
+fn timed<R>(f: impl FnOnce() -> R) -> R {
+    let t = Instant::now();
+    let out = f();
+    LAST_RUN_US.store(t.elapsed().as_micros() as u64, Ordering::Relaxed);
+    out
 }
 
 /// [`run`] hands its closure to the pool only when the previous one took at least this long.
@@ -203,14 +200,13 @@ pub(crate) fn install<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     if IN_RUN.with(Cell::get) {
         keep_warm();
     }
-    let pool = pool();
-    pool.install(|| {
+    pool().install(|| {
         let _region = Flag::set(&IN_REGION, true);
         f()
     })
 }
 
-/// Workers spinning in [`keep_warm`] and free to take work.
+/// Workers spinning in [`spin`] and free to take work.
 static AVAILABLE: AtomicUsize = AtomicUsize::new(0);
 
 /// How long [`keep_warm`] keeps a worker awake after its last piece of work:
@@ -230,7 +226,8 @@ fn spin_for() -> Duration {
 /// Makes sure one worker is awake, ready to take part in the next parallel region (see
 /// [`spin`]).
 fn keep_warm() {
-    if spin_for().is_zero() || num_threads() < 2 || AVAILABLE.load(Ordering::Acquire) > 0 {
+    // The cheap checks first: this runs at the start of every parallel region.
+    if AVAILABLE.load(Ordering::Acquire) > 0 || spin_for().is_zero() || num_threads() < 2 {
         return;
     }
     AVAILABLE.fetch_add(1, Ordering::AcqRel);
