@@ -157,7 +157,8 @@ fn large_blocked_and_parallel_products() {
         let _ = with_isa(isa, || {
             // (64, 576, 1024) and (30, 300, 2000) are wide: split by columns across threads; (1100, 300,
             // 40) crosses the MC and KC blocks; (128, 256, 10) and (4096, 16, 9) take the skinny kernel;
-            // the narrow ones read A in place, but for (48, 1024, 70), whose A rows are 4 KiB apart.
+            // the narrow ones read A in place, but for (48, 1024, 70), whose A rows are 4 KiB apart;
+            // (700, 800, 300) has an A larger than a 2 MiB L2, whose panels are fetched ahead.
             for (m, k, n) in [
                 (300, 700, 130),
                 (128, 256, 10),
@@ -169,6 +170,7 @@ fn large_blocked_and_parallel_products() {
                 (1100, 300, 40),
                 (48, 1024, 70),
                 (301, 200, 255),
+                (700, 800, 300),
             ] {
                 check(m, k, n, isa, &mut rng);
             }

@@ -4,12 +4,14 @@
 //! for jc in columns of C, NC at a time           (B block of KC×NC: stays in L2)
 //!   for pc in the inner dimension, KC at a time
 //!     pack B[pc.., jc..] into NR-wide panels
-//!     for ic in rows of C, MC at a time
-//!       pack A[ic.., pc..] into MR-tall panels
-//!       for ir in MR panels                      (one A panel: stays in L1)
-//!         for jr in NR panels                    (B panels stream from L2)
-//!           micro-kernel: C[ir.., jr..] (MR×NR, in registers) += A panel · B panel
+//!     for ir in rows of C, MR at a time
+//!       pack A[ir.., pc..] into one MR-tall panel  (stays in L1)
+//!       for jr in NR panels                      (B panels stream from L2)
+//!         micro-kernel: C[ir.., jr..] (MR×NR, in registers) += A panel · B panel
 //! ```
+//!
+//! Each A panel is used by one sweep over the B block, so A is packed a panel at a time, just
+//! before its sweep, and an A larger than L2 has the next panel's lines fetched during the sweep.
 //!
 //! The micro-kernel is chosen once at run time from what the CPU supports (AVX-512F, then AVX2 with
 //! FMA, then a portable kernel), see [`Isa`]. Transposed operands are read through their strides
@@ -272,19 +274,17 @@ fn cache_sizes() -> (usize, usize) {
 /// - `kc`: one packed A panel (MR×KC), which stays in L1 while the B panels stream past it, takes
 ///   a quarter of L1 (256 for AVX-512's 12-row panels in 48 KiB), leaving room for the B panel in
 ///   flight and the C tile;
-/// - `nc`: the packed B block (KC×NC), which every A panel sweeps, takes half of L2;
-/// - `mc`: the packed A block (MC×KC) takes a quarter of L2.
+/// - `nc`: the packed B block (KC×NC), which every A panel sweeps, takes half of L2.
 ///
 /// Measured here (AVX-512, 1 thread, best of 4 interleaved): keeping the A panel in L1 and
 /// streaming B took 1024² from 127 to 153 GFLOP/s and 2048² from 126 to 148 over the opposite
 /// order; KC 256 / NC 1024 then reached 167 and 163, against 158 and 149 for KC 184 with a B
 /// block of 4 MiB.
-fn blocking<K: MicroKernel>() -> (usize, usize, usize) {
+fn blocking<K: MicroKernel>() -> (usize, usize) {
     let (l1, l2) = cache_sizes();
     let kc = ((l1 / 4) / (4 * K::MR)).clamp(64, 512) / 8 * 8;
     let nc = ((l2 / 2) / (4 * kc)).clamp(K::NR, 8192) / K::NR * K::NR;
-    let mc = ((l2 / 4) / (4 * kc)).clamp(K::MR, 1024) / K::MR * K::MR;
-    (mc, kc, nc)
+    (kc, nc)
 }
 
 /// Shrinks a block size so that `len` splits into equal blocks (a multiple of `unit` each): 784 in
@@ -348,20 +348,16 @@ fn gemm_serial<K: MicroKernel>(
     beta: f32,
     c: &mut Out<'_>,
 ) {
-    let (m, n) = (a.rows, b.cols);
-    let (mc, kc, nc) = blocking::<K>();
+    let n = b.cols;
+    let (kc, nc) = blocking::<K>();
     let k = a.cols;
-    let (mc, kc, nc) = (
-        balanced(m, mc, K::MR),
-        balanced(k, kc, 8),
-        balanced(n, nc, K::NR),
-    );
+    let (kc, nc) = (balanced(k, kc, 8), balanced(n, nc, K::NR));
     PACK.with(|cell| {
         let mut bufs = cell.borrow_mut();
         let (abuf, bbuf) = &mut *bufs;
         let bpack = bbuf.take(kc * nc.min(n).div_ceil(K::NR) * K::NR);
-        let apack = abuf.take(mc.min(m).div_ceil(K::MR) * K::MR * kc);
-        gemm_blocks::<K>(alpha, &a, &b, beta, c, (mc, kc, nc), apack, bpack);
+        let apack = abuf.take(K::MR * kc);
+        gemm_blocks::<K>(alpha, &a, &b, beta, c, (kc, nc), apack, bpack);
     });
 }
 
@@ -373,7 +369,7 @@ fn gemm_blocks<K: MicroKernel>(
     b: &MatRef<'_>,
     beta: f32,
     c: &mut Out<'_>,
-    (mc, kc, nc): (usize, usize, usize),
+    (kc, nc): (usize, usize),
     apack: &mut [f32],
     bpack: &mut [f32],
 ) {
@@ -385,6 +381,8 @@ fn gemm_blocks<K: MicroKernel>(
     // path for strided outputs reads packed panels.)
     let direct_b = K::DIRECT_B && m <= K::MR && b.col_stride == 1 && c.cs == 1;
     let direct_a = K::DIRECT_A && a.col_stride == 1 && a_in_place_pays(a.row_stride, n);
+    // An A larger than L2 is read from further out: its panels are fetched ahead (below).
+    let a_from_memory = 4 * a.reach() > cache_sizes().1;
     let ep = current_epilogue();
     for jc in (0..n).step_by(nc) {
         let nb = nc.min(n - jc);
@@ -395,121 +393,131 @@ fn gemm_blocks<K: MicroKernel>(
             }
             // The first pass over k applies beta; later passes accumulate.
             let beta_here = if pc == 0 { beta } else { 1.0 };
-            for ic in (0..m).step_by(mc) {
-                let mb = mc.min(m - ic);
+            for ir in (0..m).step_by(K::MR) {
+                // One panel of A at a time, packed just before the B panels pass it (it stays
+                // in L1); the next panel's source lines are requested a part per tile, so
+                // that they arrive while this panel's tiles compute.
+                let next_rows = if a_from_memory {
+                    K::MR.min(m.saturating_sub(ir + K::MR))
+                } else {
+                    0
+                };
+                let tiles = nb.div_ceil(K::NR);
                 if !direct_a {
-                    pack::pack_a(a, ic, pc, mb, kb, K::MR, apack);
+                    pack::pack_a(a, ir, pc, K::MR.min(m - ir), kb, K::MR, apack);
                 }
-                for ir in (0..mb).step_by(K::MR) {
-                    let ap = &apack[(ir / K::MR) * K::MR * kb..];
-                    for jr in (0..nb).step_by(K::NR) {
-                        let (rows, cols) = (K::MR.min(mb - ir), K::NR.min(nb - jr));
-                        let (r0, c0) = (ic + ir, jc + jr);
-                        let (bp, ldb) = if !direct_b {
-                            (&bpack[(jr / K::NR) * K::NR * kb..], K::NR)
-                        } else if cols == K::NR {
-                            (&b.data[pc * b.row_stride + c0..], b.row_stride)
+                let ap = &apack[..];
+                for jr in (0..nb).step_by(K::NR) {
+                    let (rows, cols) = (K::MR.min(m - ir), K::NR.min(nb - jr));
+                    let (r0, c0) = (ir, jc + jr);
+                    if !direct_a && next_rows > 0 {
+                        let part = (jr / K::NR, tiles);
+                        pack::prefetch_a(a, (r0 + K::MR, pc), (next_rows, kb), part);
+                    }
+                    let (bp, ldb) = if !direct_b {
+                        (&bpack[(jr / K::NR) * K::NR * kb..], K::NR)
+                    } else if cols == K::NR {
+                        (&b.data[pc * b.row_stride + c0..], b.row_stride)
+                    } else {
+                        // The last, partial panel of a B read in place: packed (padded).
+                        pack::pack_b(b, pc, c0, kb, cols, K::NR, bpack);
+                        (&bpack[..], K::NR)
+                    };
+                    if direct_a {
+                        let first = &a.data[r0 * a.row_stride + pc..];
+                        // The next panel's rows are fetched while the first B panel is used.
+                        let next = if jr == 0 && r0 + K::MR < m {
+                            a.data[(r0 + K::MR) * a.row_stride + pc..].as_ptr()
                         } else {
-                            // The last, partial panel of a B read in place: packed (padded).
-                            pack::pack_b(b, pc, c0, kb, cols, K::NR, bpack);
-                            (&bpack[..], K::NR)
+                            std::ptr::null()
                         };
-                        if direct_a {
-                            let first = &a.data[r0 * a.row_stride + pc..];
-                            // The next panel's rows are fetched while the first B panel is used.
-                            let next = if jr == 0 && r0 + K::MR < m {
-                                a.data[(r0 + K::MR) * a.row_stride + pc..].as_ptr()
-                            } else {
-                                std::ptr::null()
-                            };
-                            let a_in_place = (first.as_ptr(), a.row_stride, next);
-                            // Straight into C when the tile is full-width, else into the scratch
-                            // tile (beta 0), copied over after.
-                            let into_c = cols == K::NR && c.cs == 1;
-                            let (dst, rsc, beta_k) = if into_c {
-                                (c.data[r0 * c.rs + c0..].as_mut_ptr(), c.rs, beta_here)
-                            } else {
-                                (tile.as_mut_ptr(), K::NR, 0.0)
-                            };
-                            // SAFETY: A's rows r0..r0+rows hold kb floats each from column pc,
-                            // `lda` apart; B as for `run_rows` below; `dst` is the `rows` rows of
-                            // the full-width tile at (r0, c0), inside `c`, or the scratch tile
-                            // (MR·NR floats).
-                            let done = unsafe {
-                                K::run_rows_a(
-                                    rows,
-                                    kb,
-                                    alpha,
-                                    a_in_place,
-                                    (bp.as_ptr(), ldb),
-                                    beta_k,
-                                    dst,
-                                    rsc,
-                                )
-                            };
-                            debug_assert!(done, "DIRECT_A kernels take every row count");
-                            if !into_c {
-                                store_tile(&tile, K::NR, (rows, cols), c, (r0, c0), beta_here);
-                            }
-                        } else if ldb == K::NR && rows == K::MR && cols == K::NR && c.cs == 1 {
-                            let at = r0 * c.rs + c0;
-                            debug_assert!(at + (K::MR - 1) * c.rs + K::NR <= c.data.len());
-                            // SAFETY: the panels hold kb·MR and kb·NR packed floats; the full tile
-                            // at (r0, c0) lies inside `c` (checked by `sgemm` and asserted above).
-                            unsafe {
-                                K::run(
-                                    kb,
-                                    alpha,
-                                    ap.as_ptr(),
-                                    bp.as_ptr(),
-                                    beta_here,
-                                    c.data.as_mut_ptr().add(at),
-                                    c.rs,
-                                )
-                            };
-                        } else if cols == K::NR
-                            && c.cs == 1
-                            // SAFETY: as above, for the `rows` rows of the tile that exist; a B
-                            // read in place has its kb rows of NR columns inside `b` (a full
-                            // panel: c0 + NR ≤ n, checked by `sgemm`).
-                            && unsafe {
-                                K::run_rows(
-                                    rows,
-                                    kb,
-                                    alpha,
-                                    ap.as_ptr(),
-                                    (bp.as_ptr(), ldb),
-                                    beta_here,
-                                    c.data.as_mut_ptr().add(r0 * c.rs + c0),
-                                    c.rs,
-                                )
-                            }
-                        {
-                            // The last rows of C, computed in place.
+                        let a_in_place = (first.as_ptr(), a.row_stride, next);
+                        // Straight into C when the tile is full-width, else into the scratch
+                        // tile (beta 0), copied over after.
+                        let into_c = cols == K::NR && c.cs == 1;
+                        let (dst, rsc, beta_k) = if into_c {
+                            (c.data[r0 * c.rs + c0..].as_mut_ptr(), c.rs, beta_here)
                         } else {
-                            // An edge tile, or a strided output: compute into a scratch tile, then
-                            // copy the part that exists.
-                            // SAFETY: `tile` holds MR·NR ≤ 12·32 floats, written and not read (beta 0).
-                            unsafe {
-                                K::run(
-                                    kb,
-                                    alpha,
-                                    ap.as_ptr(),
-                                    bp.as_ptr(),
-                                    0.0,
-                                    tile.as_mut_ptr(),
-                                    K::NR,
-                                )
-                            };
+                            (tile.as_mut_ptr(), K::NR, 0.0)
+                        };
+                        // SAFETY: A's rows r0..r0+rows hold kb floats each from column pc,
+                        // `lda` apart; B as for `run_rows` below; `dst` is the `rows` rows of
+                        // the full-width tile at (r0, c0), inside `c`, or the scratch tile
+                        // (MR·NR floats).
+                        let done = unsafe {
+                            K::run_rows_a(
+                                rows,
+                                kb,
+                                alpha,
+                                a_in_place,
+                                (bp.as_ptr(), ldb),
+                                beta_k,
+                                dst,
+                                rsc,
+                            )
+                        };
+                        debug_assert!(done, "DIRECT_A kernels take every row count");
+                        if !into_c {
                             store_tile(&tile, K::NR, (rows, cols), c, (r0, c0), beta_here);
                         }
+                    } else if ldb == K::NR && rows == K::MR && cols == K::NR && c.cs == 1 {
+                        let at = r0 * c.rs + c0;
+                        debug_assert!(at + (K::MR - 1) * c.rs + K::NR <= c.data.len());
+                        // SAFETY: the panels hold kb·MR and kb·NR packed floats; the full tile
+                        // at (r0, c0) lies inside `c` (checked by `sgemm` and asserted above).
+                        unsafe {
+                            K::run(
+                                kb,
+                                alpha,
+                                ap.as_ptr(),
+                                bp.as_ptr(),
+                                beta_here,
+                                c.data.as_mut_ptr().add(at),
+                                c.rs,
+                            )
+                        };
+                    } else if cols == K::NR
+                        && c.cs == 1
+                        // SAFETY: as above, for the `rows` rows of the tile that exist; a B
+                        // read in place has its kb rows of NR columns inside `b` (a full
+                        // panel: c0 + NR ≤ n, checked by `sgemm`).
+                        && unsafe {
+                            K::run_rows(
+                                rows,
+                                kb,
+                                alpha,
+                                ap.as_ptr(),
+                                (bp.as_ptr(), ldb),
+                                beta_here,
+                                c.data.as_mut_ptr().add(r0 * c.rs + c0),
+                                c.rs,
+                            )
+                        }
+                    {
+                        // The last rows of C, computed in place.
+                    } else {
+                        // An edge tile, or a strided output: compute into a scratch tile, then
+                        // copy the part that exists.
+                        // SAFETY: `tile` holds MR·NR ≤ 12·32 floats, written and not read (beta 0).
+                        unsafe {
+                            K::run(
+                                kb,
+                                alpha,
+                                ap.as_ptr(),
+                                bp.as_ptr(),
+                                0.0,
+                                tile.as_mut_ptr(),
+                                K::NR,
+                            )
+                        };
+                        store_tile(&tile, K::NR, (rows, cols), c, (r0, c0), beta_here);
                     }
-                    if pc + kb == k {
-                        // This panel of rows is final: its epilogue, one run per row while the
-                        // rows are in cache (per tile, the calls cost more than the runs).
-                        let rows = K::MR.min(mb - ir);
-                        ep.apply_block(c.data, (ic + ir, jc), (rows, nb), (c.rs, c.cs));
-                    }
+                }
+                if pc + kb == k {
+                    // This panel of rows is final: its epilogue, one run per row while the
+                    // rows are in cache (per tile, the calls cost more than the runs).
+                    let rows = K::MR.min(m - ir);
+                    ep.apply_block(c.data, (ir, jc), (rows, nb), (c.rs, c.cs));
                 }
             }
         }

@@ -56,6 +56,43 @@ pub(crate) fn pack_a(
     }
 }
 
+/// Requests part `part` (of `parts`) of the cache lines that packing rows `r0..r0+rows` ×
+/// columns `p0..p0+kb` of `a` will read, so that they arrive while other work runs: a panel of a
+/// row-major A is `rows` short runs, a page or more apart, which the hardware prefetchers do not
+/// fetch ahead. Only hints: no effect on any result, and nothing for a strided A.
+pub(crate) fn prefetch_a(
+    a: &MatRef<'_>,
+    (r0, p0): (usize, usize),
+    (rows, kb): (usize, usize),
+    (part, parts): (usize, usize),
+) {
+    if a.col_stride == 1 {
+        // Lines 16 floats apart along each row, and the run's last float (a run need not start
+        // on a line).
+        let per_row = kb / 16 + 1;
+        let total = rows * per_row;
+        for q in total * part / parts..total * (part + 1) / parts {
+            let (i, l) = (q / per_row, q % per_row);
+            if let Some(v) = a
+                .data
+                .get((r0 + i) * a.row_stride + p0 + (l * 16).min(kb - 1))
+            {
+                prefetch(v);
+            }
+        }
+    } else if a.row_stride == 1 {
+        // One run of `rows` floats per k step: its first and last.
+        for p in kb * part / parts..kb * (part + 1) / parts {
+            let run = (p0 + p) * a.col_stride + r0;
+            for at in [run, run + rows - 1] {
+                if let Some(v) = a.data.get(at) {
+                    prefetch(v);
+                }
+            }
+        }
+    }
+}
+
 /// Packs rows `p0..p0+kb` × columns `c0..c0+nb` of `b` into panels of `nr` columns: panel `t`
 /// holds, for each `p`, the `nr` values `b[p0 + p][c0 + t·nr + j]` contiguously.
 pub(crate) fn pack_b(
@@ -87,7 +124,29 @@ fn pack_b_fixed<const NR: usize>(
     let nr = NR;
     let panels = nb.div_ceil(nr);
     debug_assert!(out.len() >= panels * nr * kb);
-    for t in 0..panels {
+    let mut t0 = 0;
+    if b.col_stride == 1 {
+        // Row-major B, full panels: a strip of rows at a time, copied panel by panel. Panel by
+        // panel over all kb rows would read NR floats per row, one row (a page, for a wide B)
+        // apart, a pattern the hardware prefetchers do not follow; a strip of 8 rows reads 8
+        // streams, each along a row. Each step is a fixed-size copy (a few vector moves).
+        let full = nb / nr;
+        for p in (0..kb).step_by(8) {
+            let strip = 8.min(kb - p);
+            for t in 0..full {
+                let first = c0 + t * nr;
+                let dst = &mut out[t * nr * kb + p * nr..][..strip * nr];
+                for (q, dst) in dst.chunks_exact_mut(NR).enumerate() {
+                    let src = &b.data[(p0 + p + q) * b.row_stride + first..][..NR];
+                    let dst: &mut [f32; NR] = dst.try_into().expect("chunks of NR");
+                    let src: &[f32; NR] = src.try_into().expect("a slice of NR");
+                    *dst = *src;
+                }
+            }
+        }
+        t0 = full;
+    }
+    for t in t0..panels {
         let cols = nr.min(nb - t * nr);
         let panel = &mut out[t * nr * kb..(t + 1) * nr * kb];
         if cols < nr {
@@ -95,21 +154,10 @@ fn pack_b_fixed<const NR: usize>(
         }
         let first = c0 + t * nr;
         if b.col_stride == 1 {
-            // Row-major B: each k step is a contiguous run of columns.
-            if cols == NR {
-                // A full panel: fixed-size copies, which compile to a few vector moves rather
-                // than a call to memmove per k step.
-                for (p, dst) in panel.chunks_exact_mut(NR).enumerate() {
-                    let src = &b.data[(p0 + p) * b.row_stride + first..][..NR];
-                    let dst: &mut [f32; NR] = dst.try_into().expect("chunks of NR");
-                    let src: &[f32; NR] = src.try_into().expect("a slice of NR");
-                    *dst = *src;
-                }
-            } else {
-                for p in 0..kb {
-                    let src = &b.data[(p0 + p) * b.row_stride + first..][..cols];
-                    panel[p * nr..p * nr + cols].copy_from_slice(src);
-                }
+            // The last, partial panel of a row-major B.
+            for p in 0..kb {
+                let src = &b.data[(p0 + p) * b.row_stride + first..][..cols];
+                panel[p * nr..p * nr + cols].copy_from_slice(src);
             }
         } else if b.row_stride == 1 {
             // Column-major B (a transposed view, e.g. a Linear layer's Wᵀ): the panel is a
@@ -125,6 +173,19 @@ fn pack_b_fixed<const NR: usize>(
             }
         }
     }
+}
+
+/// Asks for the cache line holding `v` to be brought into cache (a hint: no effect on results).
+#[inline(always)]
+fn prefetch(v: &f32) {
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
+    // SAFETY: a prefetch never faults, and `v` is a valid reference anyway.
+    unsafe {
+        use std::arch::x86_64::*;
+        _mm_prefetch::<_MM_HINT_T0>((v as *const f32).cast());
+    }
+    #[cfg(not(all(target_arch = "x86_64", not(miri))))]
+    let _ = v;
 }
 
 /// Writes `out[p·stride + i] = line(i)[p]` for the `count` lines (of equal length) and every
