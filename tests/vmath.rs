@@ -139,6 +139,40 @@ fn softmax_rows_sum_to_one_and_match_f64() {
     }
 }
 
+/// The in-place softmax of attention scores: each row against f64, over its visible prefix when
+/// causal (query `r % t` sees entries `0..=r % t`, the rest exactly 0), with rows of every length
+/// class (tails of 0-7 past the 8-lane blocks), enough rows to be split across the pool, and the
+/// same bits under every instruction set.
+#[test]
+fn softmax_rows_in_place_matches_f64_with_and_without_causal_mask() {
+    for (n, t) in [(37, 0), (1, 0), (64, 64), (33, 20), (5, 9), (16, 16)] {
+        let x: Vec<f32> = (0..n * 3000)
+            .map(|i| ((i * 7919) % 1000) as f32 / 25.0 - 20.0)
+            .collect();
+        let mut first: Option<Vec<f32>> = None;
+        for isa in isas() {
+            let mut y = x.clone();
+            with_isa(isa, || vmath::softmax_rows_in_place(&mut y, n, t)).unwrap();
+            for (r, (xr, yr)) in x.chunks(n).zip(y.chunks(n)).enumerate() {
+                let visible = if t == 0 { n } else { (r % t + 1).min(n) };
+                let xr = &xr[..visible];
+                let m = xr.iter().fold(f64::NEG_INFINITY, |a, &b| a.max(b as f64));
+                let z: f64 = xr.iter().map(|&v| (v as f64 - m).exp()).sum();
+                for (&v, &p) in xr.iter().zip(yr) {
+                    let want = (v as f64 - m).exp() / z;
+                    let ok = (p as f64 - want).abs() < 1e-6 * want.max(1e-3);
+                    assert!(ok, "{isa:?} n {n} t {t} row {r}: {p} vs {want}");
+                }
+                assert!(yr[visible..].iter().all(|&p| p == 0.0), "{isa:?} row {r}");
+            }
+            match &first {
+                None => first = Some(y),
+                Some(f) => assert!(f == &y, "{isa:?} n {n}: differs from the first ISA"),
+            }
+        }
+    }
+}
+
 /// `all_finite` finds one infinity or NaN wherever it sits (in a 16-lane block or the tail), and
 /// accepts the extremes of the finite range, under each instruction set.
 #[test]

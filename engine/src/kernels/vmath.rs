@@ -349,6 +349,80 @@ pub fn softmax_rows(x: &[f32], n: usize) -> Vec<f32> {
     fill(x.len(), n, |y, r| softmax_rows_chunk(&x[r], y, n))
 }
 
+/// Softmax in place along each contiguous row of length `n` of `y`, the first being row `first`;
+/// with `t > 0`, row `r` is query `r % t` of causal attention and sees entries `0..=r % t` only
+/// (the rest become 0, as the softmax of a masked score would). The sums run in 8 partial sums,
+/// a fixed order whatever the instruction set.
+#[inline(always)]
+fn softmax_rows_in_place_body(y: &mut [f32], n: usize, first: usize, t: usize) {
+    for (i, row) in y.chunks_exact_mut(n).enumerate() {
+        let visible = if t == 0 {
+            n
+        } else {
+            ((first + i) % t + 1).min(n)
+        };
+        let (row, masked) = row.split_at_mut(visible);
+        masked.fill(0.0);
+        let split = visible - visible % 8;
+        let mut m = [f32::NEG_INFINITY; 8];
+        for c in row[..split].chunks_exact(8) {
+            for k in 0..8 {
+                m[k] = if c[k] > m[k] { c[k] } else { m[k] };
+            }
+        }
+        let mut max = row[split..]
+            .iter()
+            .fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+        for v in m {
+            max = max.max(v);
+        }
+        for v in row.iter_mut() {
+            *v = exp1(*v - max);
+        }
+        let mut acc = [0.0f32; 8];
+        for c in row[..split].chunks_exact(8) {
+            for k in 0..8 {
+                acc[k] += c[k];
+            }
+        }
+        let mut sum = row[split..].iter().sum::<f32>();
+        sum += ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+        let inv = 1.0 / sum;
+        for v in row.iter_mut() {
+            *v *= inv;
+        }
+    }
+}
+dispatch!(
+    softmax_rows_in_place_chunk,
+    (y: &mut [f32], n: usize, first: usize, t: usize),
+    softmax_rows_in_place_body
+);
+
+/// Softmax of each contiguous row of length `n` of `y`, in place. With `causal_t > 0` the rows
+/// are the score rows of causal attention, `causal_t` queries per head: row `r` keeps its first
+/// `r % causal_t + 1` entries and the rest become 0 (they are neither read nor need masking
+/// first). A row of -inf gives NaN, as in PyTorch.
+pub fn softmax_rows_in_place(y: &mut [f32], n: usize, causal_t: usize) {
+    assert!(
+        n > 0 && y.len().is_multiple_of(n),
+        "softmax_rows_in_place: {} is not a whole number of rows of {n}",
+        y.len()
+    );
+    if crate::threads::worth_splitting(y.len(), PARALLEL_MIN) {
+        let rows = (y.len() / n)
+            .div_ceil(crate::threads::num_threads() * 4)
+            .max(4096usize.div_ceil(n));
+        crate::threads::install(|| {
+            y.par_chunks_mut(rows * n)
+                .enumerate()
+                .for_each(|(i, piece)| softmax_rows_in_place_chunk(piece, n, i * rows, causal_t))
+        });
+    } else {
+        softmax_rows_in_place_chunk(y, n, 0, causal_t);
+    }
+}
+
 /// Softmax's backward pass along each contiguous row of length `n`, given its output `y`.
 pub fn softmax_backward_rows(y: &[f32], g: &[f32], n: usize) -> Vec<f32> {
     assert!(

@@ -117,15 +117,10 @@ impl Tensor {
                 let qm = geo.view(&qd, bi, hi, t);
                 let km = geo.view(&kd, bi, hi, s);
                 sgemm(scale, qm, km.t(), 0.0, MatMut::row_major(scores, t, s));
-                if causal {
-                    // Query i sees keys 0..=i.
-                    for (i, row) in scores.chunks_exact_mut(s).enumerate().take(s) {
-                        row[i + 1..].fill(MASKED);
-                    }
-                }
             }
         });
-        let p = vmath::softmax_rows(&p, s);
+        // Normalised in place; with `causal`, query i sees keys 0..=i (the rest become 0).
+        vmath::softmax_rows_in_place(&mut p, s, if causal { t } else { 0 });
         let mut out = vec![0.0; b * t * e];
         let p_ref = &p;
         geo.per_entry(&mut out, t * e, |bi, blk| {
