@@ -116,10 +116,12 @@ fn conv_errors_name_the_shapes() {
 
 /// The per-image path (a column matrix too big to build for the whole batch): forward and both
 /// gradients against direct loops, on a layer big enough to be cut into several blocks of output
-/// rows and to run its images on different threads.
+/// rows and to run its images on different threads; 3×3 and 5×5 kernels (one and two padding
+/// columns in each row of the column matrix, which im2col copies as one run per block).
 #[test]
 fn per_image_blocks_match_direct_loops() {
     check_against_loops(2, 32, 64, 64, 4, 3, 29);
+    check_against_loops(2, 32, 48, 48, 4, 5, 30);
 }
 
 /// The batched path (one column matrix for a group of images) with the batch split into groups

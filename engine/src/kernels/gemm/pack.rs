@@ -4,6 +4,7 @@
 //! in a small panel that stays in L1). Panels at the edges are padded with zeros.
 
 use super::MatRef;
+use crate::kernels::prefetch::prefetch;
 
 /// Packs rows `r0..r0+mb` × columns `p0..p0+kb` of `a` into panels of `mr` rows: panel `t` holds,
 /// for each `p`, the `mr` values `a[r0 + t·mr + i][p0 + p]` contiguously.
@@ -77,7 +78,7 @@ pub(crate) fn prefetch_a(
                 .data
                 .get((r0 + i) * a.row_stride + p0 + (l * 16).min(kb - 1))
             {
-                prefetch(v);
+                prefetch(std::slice::from_ref(v));
             }
         }
     } else if a.row_stride == 1 {
@@ -86,7 +87,7 @@ pub(crate) fn prefetch_a(
             let run = (p0 + p) * a.col_stride + r0;
             for at in [run, run + rows - 1] {
                 if let Some(v) = a.data.get(at) {
-                    prefetch(v);
+                    prefetch(std::slice::from_ref(v));
                 }
             }
         }
@@ -173,19 +174,6 @@ fn pack_b_fixed<const NR: usize>(
             }
         }
     }
-}
-
-/// Asks for the cache line holding `v` to be brought into cache (a hint: no effect on results).
-#[inline(always)]
-fn prefetch(v: &f32) {
-    #[cfg(all(target_arch = "x86_64", not(miri)))]
-    // SAFETY: a prefetch never faults, and `v` is a valid reference anyway.
-    unsafe {
-        use std::arch::x86_64::*;
-        _mm_prefetch::<_MM_HINT_T0>((v as *const f32).cast());
-    }
-    #[cfg(not(all(target_arch = "x86_64", not(miri))))]
-    let _ = v;
 }
 
 /// Writes `out[p·stride + i] = line(i)[p]` for the `count` lines (of equal length) and every
