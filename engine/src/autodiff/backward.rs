@@ -154,7 +154,7 @@ fn accumulate_leaf(leaf: &Tensor, g: Tensor) -> Result<()> {
 }
 
 /// `acc + g`, written into `acc`'s storage when nothing else holds it.
-fn add_into(acc: Tensor, g: &Tensor) -> Tensor {
+pub(crate) fn add_into(acc: Tensor, g: &Tensor) -> Tensor {
     let gd = g.data();
     let shape = acc.shape().clone();
     let mut buf = acc.into_buffer();

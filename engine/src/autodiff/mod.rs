@@ -3,6 +3,7 @@
 
 mod backward;
 
+pub(crate) use backward::add_into;
 pub use backward::capture_grads;
 
 use smallvec::SmallVec;

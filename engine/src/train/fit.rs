@@ -399,6 +399,8 @@ fn train_step(
         for (leaf, g) in grads {
             if let Some(i) = params.iter().position(|(_, p)| p.same_node(&leaf)) {
                 summed[i] = Some(match summed[i].take() {
+                    // In place into the first shard's buffer (a vectorised add, no new tensor).
+                    Some(acc) if acc.shape() == g.shape() => crate::autodiff::add_into(acc, &g),
                     Some(acc) => acc.add(&g)?,
                     None => g,
                 });
