@@ -173,6 +173,31 @@ fn softmax_rows_in_place_matches_f64_with_and_without_causal_mask() {
     }
 }
 
+/// `vmath::sum` against f64 over lengths around the 16-lane blocks and a long run (where a running
+/// f32 sum would drift), with the same bits under every instruction set.
+#[test]
+fn sum_matches_f64_and_every_isa() {
+    for len in [0usize, 1, 15, 16, 17, 100, 1 << 20] {
+        let x: Vec<f32> = (0..len)
+            .map(|i| ((i * 7919) % 1000) as f32 / 100.0 - 3.0)
+            .collect();
+        let want: f64 = x.iter().map(|&v| v as f64).sum();
+        let mut first = None;
+        for isa in isas() {
+            let got = with_isa(isa, || vmath::sum(&x)).unwrap();
+            let tol = 1e-6 * (len as f64).max(1.0) * 10.0;
+            assert!(
+                (got as f64 - want).abs() <= tol,
+                "{isa:?} len {len}: {got} vs {want}"
+            );
+            match first {
+                None => first = Some(got.to_bits()),
+                Some(b) => assert_eq!(b, got.to_bits(), "{isa:?} len {len}"),
+            }
+        }
+    }
+}
+
 /// `all_finite` finds one infinity or NaN wherever it sits (in a 16-lane block or the tail), and
 /// accepts the extremes of the finite range, under each instruction set.
 #[test]

@@ -482,6 +482,20 @@ fn sum16(x: &[f32], f: impl Fn(usize) -> f32) -> f32 {
     acc[0]
 }
 
+#[inline(always)]
+fn sum_body(x: &[f32], out: &mut f32) {
+    *out = sum16(x, |j| x[j]);
+}
+dispatch!(sum_chunk, (x: &[f32], out: &mut f32), sum_body);
+
+/// The sum of `x`, in 16 interleaved partial sums added pairwise: vectorised, more accurate than
+/// a running sum, and the same order (so the same bits) under every instruction set.
+pub fn sum(x: &[f32]) -> f32 {
+    let mut out = 0.0;
+    sum_chunk(x, &mut out);
+    out
+}
+
 /// Layer normalisation of each contiguous row of length `d`: `y = (x − μ)/σ · w + b`, with
 /// σ = sqrt(var + eps) (population variance), and per row `(μ, 1/σ)` written to `stats`.
 #[inline(always)]

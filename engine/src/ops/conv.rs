@@ -1046,7 +1046,7 @@ impl Tensor {
                         grads.push(needs[2].then(|| {
                             let mut gb = vec![0.0; geo.o];
                             for (i, plane) in g.chunks_exact(l).enumerate() {
-                                gb[i % geo.o] += plane.iter().sum::<f32>();
+                                gb[i % geo.o] += crate::kernels::vmath::sum(plane);
                             }
                             Tensor::from_data(gb, Shape::new(&[geo.o]))
                         }));

@@ -7,6 +7,7 @@ use smallvec::smallvec;
 
 use crate::autodiff::record;
 use crate::error::{bail, Result};
+use crate::kernels::vmath;
 use crate::tensor::shape::{for_each_run, resolve_axes, resolve_axis, Dims};
 use crate::tensor::{Buffer, Shape, Tensor};
 
@@ -64,7 +65,19 @@ impl Tensor {
         let axes = resolve_axes("sum", axes, self.rank())?;
         let kept = reduced_shape(self.shape(), &axes, true);
         let out_shape = reduced_shape(self.shape(), &axes, keepdim);
-        let y = fold_axes(&self.data(), self.shape(), &axes, 0.0, |a, x| a + x);
+        let data = self.data();
+        let suffix = axes
+            .iter()
+            .enumerate()
+            .all(|(i, &a)| a == self.rank() - axes.len() + i);
+        let y = if suffix && !data.is_empty() {
+            // The reduced axes are the last ones (or all): each output sums one contiguous run,
+            // with the vectorised kernel (a running sum would be a chain of dependent adds).
+            let inner = data.len() / kept.numel().max(1);
+            data.chunks_exact(inner).map(vmath::sum).collect()
+        } else {
+            fold_axes(&data, self.shape(), &axes, 0.0, |a, x| a + x)
+        };
         let in_shape = self.shape().clone();
         Ok(record(
             "sum",
