@@ -458,19 +458,25 @@ pub fn add_rows(dst: &mut [f32], rows: &[f32]) {
     }
 }
 
-/// The sum of `x`, in 16 interleaved partial sums (one vector register under AVX-512) added
-/// pairwise at the end: a fixed order, whatever the instruction set.
+/// `Σ_j f(cols[0][j], …, cols[N-1][j])` over columns of equal length, in 16 interleaved partial
+/// sums (one vector register under AVX-512) added pairwise at the end: a fixed order, whatever
+/// the instruction set. The columns are taken 16 values at a time as fixed-size arrays, so that
+/// the loop vectorises (indexing through a closure left it scalar: bounds checks).
 #[inline(always)]
-fn sum16(x: &[f32], f: impl Fn(usize) -> f32) -> f32 {
+fn sum16<const N: usize>(cols: [&[f32]; N], f: impl Fn([f32; N]) -> f32) -> f32 {
+    let len = cols[0].len();
+    let cols = cols.map(|c| &c[..len]);
+    let split = len - len % 16;
     let mut acc = [0.0f32; 16];
-    let split = x.len() - x.len() % 16;
     for c in (0..split).step_by(16) {
+        let blocks: [&[f32; 16]; N] =
+            cols.map(|col| col[c..c + 16].try_into().expect("a block of 16"));
         for (k, a) in acc.iter_mut().enumerate() {
-            *a += f(c + k);
+            *a += f(blocks.map(|b| b[k]));
         }
     }
-    for (k, j) in (split..x.len()).enumerate() {
-        acc[k] += f(j);
+    for (k, j) in (split..len).enumerate() {
+        acc[k] += f(cols.map(|col| col[j]));
     }
     let mut width = 16;
     while width > 1 {
@@ -484,7 +490,7 @@ fn sum16(x: &[f32], f: impl Fn(usize) -> f32) -> f32 {
 
 #[inline(always)]
 fn sum_body(x: &[f32], out: &mut f32) {
-    *out = sum16(x, |j| x[j]);
+    *out = sum16([x], |[v]| v);
 }
 dispatch!(sum_chunk, (x: &[f32], out: &mut f32), sum_body);
 
@@ -507,8 +513,8 @@ fn layer_norm_body(x: &[f32], w: &[f32], b: &[f32], eps: f32, y: &mut [f32], sta
         .zip(y.chunks_exact_mut(d))
         .zip(stats.chunks_exact_mut(2))
     {
-        let mean = sum16(x, |j| x[j]) / d as f32;
-        let var = sum16(x, |j| (x[j] - mean) * (x[j] - mean)) / d as f32;
+        let mean = sum16([x], |[v]| v) / d as f32;
+        let var = sum16([x], |[v]| (v - mean) * (v - mean)) / d as f32;
         let rstd = 1.0 / (var + eps).sqrt();
         st[0] = mean;
         st[1] = rstd;
@@ -542,8 +548,8 @@ fn layer_norm_backward_body(x: &[f32], g: &[f32], w: &[f32], stats: &[f32], out:
             dw[j] += g[j] * xhat[j];
             db[j] += g[j];
         }
-        let m1 = sum16(g, |j| g[j] * w[j]) / d as f32;
-        let m2 = sum16(g, |j| g[j] * w[j] * xhat[j]) / d as f32;
+        let m1 = sum16([g, w], |[g, w]| g * w) / d as f32;
+        let m2 = sum16([g, w, xhat], |[g, w, xh]| g * w * xh) / d as f32;
         for j in 0..d {
             dx[j] = (g[j] * w[j] - m1 - xhat[j] * m2) * rstd;
         }
