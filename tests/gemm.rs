@@ -151,14 +151,16 @@ fn every_path_on_awkward_shapes() {
 
 #[test]
 fn large_blocked_and_parallel_products() {
-    // Big enough to cross the KC/MC block boundaries and to be split across threads.
+    // Big enough to cross the KC block boundaries and to be split across threads.
     let mut rng = Rng::seed(5);
     for isa in [Isa::Portable, Isa::Avx2Fma, Isa::Avx512] {
         let _ = with_isa(isa, || {
             // (64, 576, 1024) and (30, 300, 2000) are wide: split by columns across threads; (1100, 300,
-            // 40) crosses the MC and KC blocks; (128, 256, 10) and (4096, 16, 9) take the skinny kernel;
+            // 40) crosses the KC blocks; (128, 256, 10) and (4096, 16, 9) take the skinny kernel;
             // the narrow ones read A in place, but for (48, 1024, 70), whose A rows are 4 KiB apart;
-            // (700, 800, 300) has an A larger than a 2 MiB L2, whose panels are fetched ahead.
+            // (700, 800, 300) has an A larger than a 2 MiB L2, whose panels are fetched ahead. On
+            // AVX-512, B is read in place unless its rows are a multiple of 2 KiB apart ((64, 576,
+            // 1024) packs it).
             for (m, k, n) in [
                 (300, 700, 130),
                 (128, 256, 10),
