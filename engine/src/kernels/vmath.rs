@@ -279,36 +279,6 @@ pub fn gelu_backward(x: &[f32], g: &[f32]) -> Vec<f32> {
     })
 }
 
-/// Softmax of each contiguous row of length `n` (`x.len()` a multiple of `n`).
-#[inline(always)]
-fn softmax_rows_body(x: &[f32], y: &mut [f32], n: usize) {
-    for (x, y) in x.chunks_exact(n).zip(y.chunks_exact_mut(n)) {
-        let mut m = [f32::NEG_INFINITY; 8];
-        let (head, tail) = x.split_at(n - n % 8);
-        for c in head.chunks_exact(8) {
-            for k in 0..8 {
-                m[k] = if c[k] > m[k] { c[k] } else { m[k] };
-            }
-        }
-        let mut max = tail.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-        for v in m {
-            max = max.max(v);
-        }
-        // A row of -inf (everything masked) gives NaN, as in PyTorch.
-        let mut sum = 0.0;
-        for (y, &x) in y.iter_mut().zip(x) {
-            *y = exp1(x - max);
-        }
-        for &v in y.iter() {
-            sum += v;
-        }
-        let inv = 1.0 / sum;
-        for v in y.iter_mut() {
-            *v *= inv;
-        }
-    }
-}
-
 /// `dx = y (g − Σ g y)` per contiguous row of length `n`.
 #[inline(always)]
 fn softmax_backward_rows_body(y: &[f32], g: &[f32], dx: &mut [f32], n: usize) {
@@ -332,7 +302,6 @@ fn softmax_backward_rows_body(y: &[f32], g: &[f32], dx: &mut [f32], n: usize) {
     }
 }
 
-dispatch!(softmax_rows_chunk, (x: &[f32], y: &mut [f32], n: usize), softmax_rows_body);
 dispatch!(
     softmax_backward_rows_chunk,
     (y: &[f32], g: &[f32], dx: &mut [f32], n: usize),
@@ -346,7 +315,9 @@ pub fn softmax_rows(x: &[f32], n: usize) -> Vec<f32> {
         "softmax_rows: {} is not a whole number of rows of {n}",
         x.len()
     );
-    fill(x.len(), n, |y, r| softmax_rows_chunk(&x[r], y, n))
+    let mut y = x.to_vec();
+    softmax_rows_in_place(&mut y, n, 0);
+    y
 }
 
 /// Softmax in place along each contiguous row of length `n` of `y`, the first being row `first`;

@@ -675,11 +675,7 @@ impl Geometry {
             row.fill(0.0);
             return;
         };
-        let i1 = (i0..oys.len())
-            .take_while(|&i| valid(i))
-            .last()
-            .unwrap_or(i0)
-            + 1;
+        let i1 = (i0..oys.len()).find(|&i| !valid(i)).unwrap_or(oys.len());
         row[..i0 * ow].fill(0.0);
         row[i1 * ow..].fill(0.0);
         let y0 = self.source_row(oys.start + i0, ky).unwrap_or(0);

@@ -388,6 +388,7 @@ fn gemm_blocks<K: MicroKernel>(
     let ep = current_epilogue();
     for jc in (0..n).step_by(nc) {
         let nb = nc.min(n - jc);
+        let tiles = nb.div_ceil(K::NR);
         for pc in (0..k).step_by(kc) {
             let kb = kc.min(k - pc);
             if !direct_b {
@@ -399,12 +400,11 @@ fn gemm_blocks<K: MicroKernel>(
                 // One panel of A at a time, packed just before the B panels pass it (it stays
                 // in L1); the next panel's source lines are requested a part per tile, so
                 // that they arrive while this panel's tiles compute.
-                let next_rows = if a_from_memory {
+                let next_rows = if a_from_memory && !direct_a {
                     K::MR.min(m.saturating_sub(ir + K::MR))
                 } else {
                     0
                 };
-                let tiles = nb.div_ceil(K::NR);
                 if !direct_a {
                     pack::pack_a(a, ir, pc, K::MR.min(m - ir), kb, K::MR, apack);
                 }
@@ -412,7 +412,7 @@ fn gemm_blocks<K: MicroKernel>(
                 for jr in (0..nb).step_by(K::NR) {
                     let (rows, cols) = (K::MR.min(m - ir), K::NR.min(nb - jr));
                     let (r0, c0) = (ir, jc + jr);
-                    if !direct_a && next_rows > 0 {
+                    if next_rows > 0 {
                         let part = (jr / K::NR, tiles);
                         pack::prefetch_a(a, (r0 + K::MR, pc), (next_rows, kb), part);
                     }
@@ -534,9 +534,9 @@ fn gemm_blocks<K: MicroKernel>(
 /// rows spread over the cache's sets: it pays unless the rows are a multiple of 2 KiB apart, when
 /// a panel's lines crowd into a few sets of L1 (and, 8 KiB apart, of L2). (With a single panel of
 /// A rows, m ≤ MR, B is always read in place: each element is used once, and packing would only
-/// copy it.) Measured (1 thread, interleaved,
-/// GFLOP/s, packed → in place): 128×784×256 146 → 164, 64³ 135 → 152, 128³ 140 → 151, 256³
-/// 156 → 161; 512³ the same; 1024³ 161 → 146 and 2048³ 155 → 63, hence the exclusion.
+/// copy it.) Measured (1 thread, interleaved, GFLOP/s, packed → in place): 128×784×256
+/// 146 → 164, 64³ 135 → 152, 128³ 140 → 151, 256³ 156 → 161; 512³ the same; 1024³ 161 → 146
+/// and 2048³ 155 → 63, hence the exclusion.
 fn b_in_place_pays(ldb: usize) -> bool {
     !ldb.is_multiple_of(512)
 }
