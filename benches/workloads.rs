@@ -2,8 +2,9 @@
 //! tokens) per second, as criterion's element throughput. The same workloads run against PyTorch in
 //! `benches/pytorch/compare.py`.
 
+// The same allocator as the gradbook binary (see `engine::kernels::alloc` for why).
 #[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOC: engine::Allocator = engine::Allocator::new();
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use engine::workloads::{build, NAMES};

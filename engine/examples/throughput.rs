@@ -9,10 +9,9 @@
 
 use std::time::Instant;
 
-// The same allocator as the gradbook binary: training steps allocate and free many large buffers,
-// which glibc's malloc serves with fresh mappings (and page faults) far too often.
+// The same allocator as the gradbook binary (see `engine::kernels::alloc` for why).
 #[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOC: engine::Allocator = engine::Allocator::new();
 
 use engine::kernels::gemm::{sgemm, MatMut, MatRef};
 use engine::workloads::build;

@@ -26,5 +26,6 @@ pub mod workloads;
 
 pub use autodiff::{is_grad_enabled, no_grad, set_grad_enabled};
 pub use error::{Error, Result};
+pub use kernels::alloc::Allocator;
 pub use tensor::rng::{manual_seed, Rng};
 pub use tensor::{Buffer, Shape, Tensor};

@@ -15,11 +15,6 @@ use notebook::render::term::Style;
 use notebook::session::Session;
 use notebook::{lesson, repl, runner, script};
 
-// Training allocates and frees many large buffers per step; glibc's malloc keeps handing them back
-// to the kernel and faulting them in again. mimalloc reuses them.
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 const USAGE: &str = "usage: gradbook [LESSON.rhai] | --no-pause LESSON.rhai [--export FILE.html] | --run-all [DIR] [--max-operations N]";
 
 /// Where the lessons are: `$GRADBOOK_TUTORIALS`, `./tutorials`, or the source tree's.

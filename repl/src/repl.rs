@@ -299,6 +299,7 @@ pub fn run(mut s: Session, color: bool) -> rustyline::Result<()> {
         } else {
             format!("[end/{n}] › ")
         };
+        crate::release_cached_memory();
         match rl.readline(&prompt) {
             Ok(line) => {
                 let trimmed = line.trim();

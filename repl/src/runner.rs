@@ -97,7 +97,11 @@ pub fn lessons_in(dir: &Path) -> Vec<PathBuf> {
 pub fn run_all(files: &[PathBuf], style: Style, max_operations: u64) -> bool {
     let outcomes: Vec<Outcome> = files
         .iter()
-        .map(|f| run_file(f, style, max_operations, None))
+        .map(|f| {
+            let outcome = run_file(f, style, max_operations, None);
+            crate::release_cached_memory();
+            outcome
+        })
         .collect();
     println!(
         "\n{:<40} {:>8} {:>7} {:>7}  result",
