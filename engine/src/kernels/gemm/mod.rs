@@ -273,17 +273,22 @@ fn cache_sizes() -> (usize, usize) {
 /// Block sizes for kernel `K`, from the cache sizes (the loop nest is in the module docs):
 /// - `kc`: one packed A panel (MR×KC), which stays in L1 while the B panels stream past it, takes
 ///   a quarter of L1 (256 for AVX-512's 12-row panels in 48 KiB), leaving room for the B panel in
-///   flight and the C tile;
-/// - `nc`: the packed B block (KC×NC), which every A panel sweeps, takes half of L2.
+///   flight and the C tile; at most 256;
+/// - `nc`: the packed B block (KC×NC), which every A panel sweeps, takes half of L2, or all of a
+///   small L2 up to 512 KiB.
 ///
-/// Measured here (AVX-512, 1 thread, best of 4 interleaved): keeping the A panel in L1 and
-/// streaming B took 1024² from 127 to 153 GFLOP/s and 2048² from 126 to 148 over the opposite
-/// order; KC 256 / NC 1024 then reached 167 and 163, against 158 and 149 for KC 184 with a B
-/// block of 4 MiB.
+/// Measured (1 thread, best of 4 interleaved), on the AVX-512 machine (48 KiB L1, 2 MiB L2):
+/// keeping the A panel in L1 and streaming B took 1024² from 127 to 153 GFLOP/s and 2048² from
+/// 126 to 148 over the opposite order; KC 256 / NC 1024 then reached 167 and 163, against 158 and
+/// 149 for KC 184 with a B block of 4 MiB. On an AMD Zen 1 (AVX2, 32 KiB L1, 512 KiB L2), the
+/// plain rule's KC 336 / NC 192 (a 256 KiB B block) ran 512² to 2048² at 32–33 GFLOP/s, KC 336 /
+/// NC 384 at 34–35 and KC 256 / NC 512 (the whole L2) at 34.5–36 (3 interleaved rounds), presumably
+/// because a 192-column block gives each packed A panel only 12 tiles to pay for its packing.
 fn blocking<K: MicroKernel>() -> (usize, usize) {
     let (l1, l2) = cache_sizes();
-    let kc = ((l1 / 4) / (4 * K::MR)).clamp(64, 512) / 8 * 8;
-    let nc = ((l2 / 2) / (4 * kc)).clamp(K::NR, 8192) / K::NR * K::NR;
+    let kc = ((l1 / 4) / (4 * K::MR)).clamp(64, 256) / 8 * 8;
+    let b_block = (l2 / 2).max(l2.min(512 << 10));
+    let nc = (b_block / (4 * kc)).clamp(K::NR, 8192) / K::NR * K::NR;
     (kc, nc)
 }
 
