@@ -575,6 +575,51 @@ mod x86 {
             // SAFETY: forwarded contract; selected only when the CPU reports avx2 and fma.
             unsafe { avx2_6x16(kc, alpha, a, b, beta, c, rsc) }
         }
+
+        unsafe fn run_rows(
+            rows: usize,
+            kc: usize,
+            alpha: f32,
+            a: *const f32,
+            b: (*const f32, usize),
+            beta: f32,
+            c: *mut f32,
+            rsc: usize,
+        ) -> bool {
+            if rows > 6 {
+                return false;
+            }
+            // SAFETY: forwarded contract, each variant touching only its first `rows` rows of C;
+            // selected only when the CPU reports avx2 and fma.
+            let a = (a, 6, std::ptr::null());
+            unsafe {
+                with_rows!(rows, R => avx2_tile::<R, false>(kc, alpha, a, b, beta, c, rsc));
+            }
+            true
+        }
+
+        const DIRECT_A: bool = true;
+
+        unsafe fn run_rows_a(
+            rows: usize,
+            kc: usize,
+            alpha: f32,
+            a: (*const f32, usize, *const f32),
+            b: (*const f32, usize),
+            beta: f32,
+            c: *mut f32,
+            rsc: usize,
+        ) -> bool {
+            if rows > 6 {
+                return false;
+            }
+            // SAFETY: forwarded contract, each variant touching only its first `rows` rows of C;
+            // selected only when the CPU reports avx2 and fma.
+            unsafe {
+                with_rows!(rows, R => avx2_tile::<R, true>(kc, alpha, a, b, beta, c, rsc));
+            }
+            true
+        }
     }
 
     #[target_feature(enable = "avx2,fma")]
@@ -608,10 +653,83 @@ mod x86 {
                 }
             }
         }
+        // SAFETY: row i < 6 of the tile holds 16 writable floats at c + i·rsc.
+        unsafe { avx2_store(&acc, alpha, beta, c, rsc) };
+    }
+
+    /// The first `R` (≤ 6) rows of a 6×16 tile, with B's rows `ldb` apart and A either a packed
+    /// panel (`A[i][p]` at `a + p·6 + i`) or, when `A_IN_PLACE`, a row-major A (`a + i·lda + p`:
+    /// no transposing copy for products narrow enough that A is read only a few times) whose next
+    /// panel `next` (unless null) is fetched meanwhile, a cache line of each row per 16 steps of k.
+    /// With `R < 6` it finishes a C whose height is not a multiple of 6 in place, without a
+    /// scratch tile.
+    ///
+    /// # Safety
+    /// As [`MicroKernel::run_rows_a`] (or [`MicroKernel::run_rows`] for a packed A), for `R` rows.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn avx2_tile<const R: usize, const A_IN_PLACE: bool>(
+        kc: usize,
+        alpha: f32,
+        (a, lda, next): (*const f32, usize, *const f32),
+        (b, ldb): (*const f32, usize),
+        beta: f32,
+        c: *mut f32,
+        rsc: usize,
+    ) {
+        for i in 0..R {
+            // SAFETY: address arithmetic inside the caller's tile; prefetches do not fault.
+            unsafe {
+                _mm_prefetch::<_MM_HINT_T0>(c.add(i * rsc).cast());
+                _mm_prefetch::<_MM_HINT_T0>(c.add(i * rsc + 15).cast());
+            }
+        }
+        let mut acc = [[_mm256_setzero_ps(); 2]; R];
+        let next_offset = (next as usize).wrapping_sub(a as usize) / 4;
+        let mut p = 0;
+        while p < kc {
+            let steps = 16.min(kc - p);
+            if A_IN_PLACE && !next.is_null() {
+                for i in 0..R {
+                    // A hint for the next panel's row i, which cannot fault.
+                    _mm_prefetch::<_MM_HINT_T0>(a.wrapping_add(i * lda + next_offset + p).cast());
+                }
+            }
+            for q in p..p + steps {
+                // SAFETY: q < kc, so the 16 floats of B (row q, `ldb` apart) and the R values of
+                // A read here are inside the operands (the caller's contract).
+                unsafe {
+                    let b0 = _mm256_loadu_ps(b.add(q * ldb));
+                    let b1 = _mm256_loadu_ps(b.add(q * ldb + 8));
+                    for (i, row) in acc.iter_mut().enumerate() {
+                        let ai = _mm256_set1_ps(if A_IN_PLACE {
+                            *a.add(i * lda + q)
+                        } else {
+                            *a.add(q * 6 + i)
+                        });
+                        row[0] = _mm256_fmadd_ps(ai, b0, row[0]);
+                        row[1] = _mm256_fmadd_ps(ai, b1, row[1]);
+                    }
+                }
+            }
+            p += steps;
+        }
+        // SAFETY: rows i < R of the tile hold 16 writable floats at c + i·rsc.
+        unsafe { avx2_store(&acc, alpha, beta, c, rsc) };
+    }
+
+    /// `C[i][..16] = alpha·acc[i] + beta·C[i][..16]` for the tile's rows (C not read when beta
+    /// is 0).
+    ///
+    /// # Safety
+    /// Row i < `acc.len()` of the tile holds 16 writable (and, when beta ≠ 0, readable) floats
+    /// at `c + i·rsc`.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn avx2_store(acc: &[[__m256; 2]], alpha: f32, beta: f32, c: *mut f32, rsc: usize) {
         let va = _mm256_set1_ps(alpha);
         let vb = _mm256_set1_ps(beta);
         for (i, row) in acc.iter().enumerate() {
-            // SAFETY: row i of the tile holds 16 writable floats at c + i·rsc.
+            // SAFETY: the caller's contract.
             unsafe {
                 let ci = c.add(i * rsc);
                 for (h, &v) in row.iter().enumerate() {

@@ -17,7 +17,8 @@
 //! FMA, then a portable kernel), see [`Isa`]. Transposed operands are read through their strides
 //! during packing (row-major A and column-major B are transposed into panels through 4×4 SSE
 //! register transposes). The last rows of a C whose height is not a multiple of MR are computed in
-//! place by shorter AVX-512 tiles. A product with at most 16 columns (a classifier's 10 outputs)
+//! place by shorter AVX-512 and AVX2 tiles, and a product narrow enough that A is read only a few
+//! times reads a row-major A in place, without the transposing copy (`a_in_place_pays`). A product with at most 16 columns (a classifier's 10 outputs)
 //! goes, on AVX-512, to a skinny kernel that keeps each row of C in one register and reads A in
 //! place; on the other paths, a product narrower than a tile is computed as Cᵀ = Bᵀ·Aᵀ, which fills
 //! the tiles. Large products are split across the engine's rayon pool (by columns or rows of C).
