@@ -572,8 +572,11 @@ mod x86 {
             c: *mut f32,
             rsc: usize,
         ) {
-            // SAFETY: forwarded contract; selected only when the CPU reports avx2 and fma.
-            unsafe { avx2_6x16(kc, alpha, a, b, beta, c, rsc) }
+            // SAFETY: forwarded contract, with packed panels (A's columns 6 floats apart, B's rows
+            // 16); selected only when the CPU reports avx2 and fma.
+            unsafe {
+                avx2_tile::<6, false>(kc, alpha, (a, 6, std::ptr::null()), (b, 16), beta, c, rsc)
+            }
         }
 
         unsafe fn run_rows(
@@ -622,42 +625,7 @@ mod x86 {
         }
     }
 
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn avx2_6x16(
-        kc: usize,
-        alpha: f32,
-        a: *const f32,
-        b: *const f32,
-        beta: f32,
-        c: *mut f32,
-        rsc: usize,
-    ) {
-        for i in 0..6 {
-            // SAFETY: as in the AVX-512 kernel: a hint for the tile's lines, which cannot fault.
-            unsafe {
-                _mm_prefetch::<_MM_HINT_T0>(c.add(i * rsc).cast());
-                _mm_prefetch::<_MM_HINT_T0>(c.add(i * rsc + 15).cast());
-            }
-        }
-        let mut acc = [[_mm256_setzero_ps(); 2]; 6];
-        for p in 0..kc {
-            // SAFETY: p < kc, so the 16 floats of B and 6 of A read here are inside the panels.
-            unsafe {
-                let b0 = _mm256_loadu_ps(b.add(p * 16));
-                let b1 = _mm256_loadu_ps(b.add(p * 16 + 8));
-                let ap = a.add(p * 6);
-                for (i, row) in acc.iter_mut().enumerate() {
-                    let ai = _mm256_set1_ps(*ap.add(i));
-                    row[0] = _mm256_fmadd_ps(ai, b0, row[0]);
-                    row[1] = _mm256_fmadd_ps(ai, b1, row[1]);
-                }
-            }
-        }
-        // SAFETY: row i < 6 of the tile holds 16 writable floats at c + i·rsc.
-        unsafe { avx2_store(&acc, alpha, beta, c, rsc) };
-    }
-
-    /// The first `R` (≤ 6) rows of a 6×16 tile, with B's rows `ldb` apart and A either a packed
+    /// The first `R` (≤ 6) rows of a 6×16 tile (`R = 6` is the main kernel), with B's rows `ldb` apart and A either a packed
     /// panel (`A[i][p]` at `a + p·6 + i`) or, when `A_IN_PLACE`, a row-major A (`a + i·lda + p`:
     /// no transposing copy for products narrow enough that A is read only a few times) whose next
     /// panel `next` (unless null) is fetched meanwhile, a cache line of each row per 16 steps of k.
@@ -713,23 +681,11 @@ mod x86 {
             }
             p += steps;
         }
-        // SAFETY: rows i < R of the tile hold 16 writable floats at c + i·rsc.
-        unsafe { avx2_store(&acc, alpha, beta, c, rsc) };
-    }
-
-    /// `C[i][..16] = alpha·acc[i] + beta·C[i][..16]` for the tile's rows (C not read when beta
-    /// is 0).
-    ///
-    /// # Safety
-    /// Row i < `acc.len()` of the tile holds 16 writable (and, when beta ≠ 0, readable) floats
-    /// at `c + i·rsc`.
-    #[target_feature(enable = "avx2,fma")]
-    #[inline]
-    unsafe fn avx2_store(acc: &[[__m256; 2]], alpha: f32, beta: f32, c: *mut f32, rsc: usize) {
         let va = _mm256_set1_ps(alpha);
         let vb = _mm256_set1_ps(beta);
         for (i, row) in acc.iter().enumerate() {
-            // SAFETY: the caller's contract.
+            // SAFETY: row i < R of the tile holds 16 writable floats at c + i·rsc (readable when
+            // beta ≠ 0); C is not read when beta is 0.
             unsafe {
                 let ci = c.add(i * rsc);
                 for (h, &v) in row.iter().enumerate() {
