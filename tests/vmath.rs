@@ -142,7 +142,8 @@ fn softmax_rows_sum_to_one_and_match_f64() {
 /// The in-place softmax of attention scores: each row against f64, over its visible prefix when
 /// causal (query `r % t` sees entries `0..=r % t`, the rest exactly 0), with rows of every length
 /// class (tails of 0-7 past the 8-lane blocks), enough rows to be split across the pool, and the
-/// same bits under every instruction set.
+/// same bits under the two SIMD instruction sets (both fuse the exponential's multiply-adds; the
+/// portable path does not, and may differ in the last bit).
 #[test]
 fn softmax_rows_in_place_matches_f64_with_and_without_causal_mask() {
     for (n, t) in [(37, 0), (1, 0), (64, 64), (33, 20), (5, 9), (16, 16)] {
@@ -166,6 +167,7 @@ fn softmax_rows_in_place_matches_f64_with_and_without_causal_mask() {
                 assert!(yr[visible..].iter().all(|&p| p == 0.0), "{isa:?} row {r}");
             }
             match &first {
+                _ if isa == Isa::Portable => {}
                 None => first = Some(y),
                 Some(f) => assert!(f == &y, "{isa:?} n {n}: differs from the first ISA"),
             }

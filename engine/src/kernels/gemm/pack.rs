@@ -32,18 +32,17 @@ pub(crate) fn pack_a(
             transpose_into(row, rows, panel, mr);
         } else if a.row_stride == 1 {
             // Column-major A (a transposed view): each k step is a contiguous run of rows.
-            if rows == 12 && mr == 12 {
-                // AVX-512's full panels: fixed-size copies (a few vector moves) rather than a
-                // call to memmove per k step.
-                for (p, dst) in panel.chunks_exact_mut(12).enumerate() {
-                    let src = &a.data[(p0 + p) * a.col_stride + first..][..12];
-                    let dst: &mut [f32; 12] = dst.try_into().expect("chunks of 12");
-                    *dst = src.try_into().expect("a slice of 12");
-                }
-            } else {
-                for p in 0..kb {
-                    let src = &a.data[(p0 + p) * a.col_stride + first..][..rows];
-                    panel[p * mr..p * mr + rows].copy_from_slice(src);
+            // Full panels take fixed-size copies (a few vector moves) rather than a call to
+            // memmove per k step, which costs more than the copy at these sizes.
+            match (rows == mr, mr) {
+                (true, 12) => copy_runs::<12>(a, first, p0, panel),
+                (true, 6) => copy_runs::<6>(a, first, p0, panel),
+                (true, 4) => copy_runs::<4>(a, first, p0, panel),
+                _ => {
+                    for p in 0..kb {
+                        let src = &a.data[(p0 + p) * a.col_stride + first..][..rows];
+                        panel[p * mr..p * mr + rows].copy_from_slice(src);
+                    }
                 }
             }
         } else {
@@ -54,6 +53,16 @@ pub(crate) fn pack_a(
                 }
             }
         }
+    }
+}
+
+/// A full panel of a column-major A: for each k step `p`, the `MR` rows from `first` of column
+/// `p0 + p`, which are contiguous.
+fn copy_runs<const MR: usize>(a: &MatRef<'_>, first: usize, p0: usize, panel: &mut [f32]) {
+    for (p, dst) in panel.chunks_exact_mut(MR).enumerate() {
+        let src = &a.data[(p0 + p) * a.col_stride + first..][..MR];
+        let dst: &mut [f32; MR] = dst.try_into().expect("chunks of MR");
+        *dst = src.try_into().expect("a slice of MR");
     }
 }
 
