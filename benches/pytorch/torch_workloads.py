@@ -117,6 +117,12 @@ elif wl == "conv64":  # conv2d 3x3 64->64, 32x32, pad 1, batch 32
     with torch.no_grad():
         times = time_steps(lambda: conv_cl(x_cl))
     out("fwd_gflops_channels_last", "GFLOP/s", [fl / t / 1e9 for t in times])
+    xg_cl = x_cl.clone().requires_grad_(True)
+    def fb_cl():
+        conv_cl.zero_grad(set_to_none=True); xg_cl.grad = None
+        conv_cl(xg_cl).sum().backward()
+    times = time_steps(fb_cl)
+    out("fwd_bwd_gflops_channels_last", "GFLOP/s", [3 * fl / t / 1e9 for t in times])
 
 elif wl in ("gpt_train", "gpt_infer"):
     V, T, D, NH, NL, B = 65, 64, 128, 4, 4, 32
