@@ -133,8 +133,10 @@ fn batched_groups_match_direct_loops() {
 
 /// The direct path (few taps per output, no column matrix), with each instruction set's kernels
 /// in turn: LeNet's first layer with "same" padding, an odd-sized two-channel layer whose wide
-/// rows end mid-block, 1×1 kernels, and LeNet's second layer (direct forward and input gradient,
-/// im2col weight gradient).
+/// rows end mid-block, 1×1 kernels, LeNet's second layer (direct forward and input gradient,
+/// im2col weight gradient), and a layer of 37 channels into 20 (333 taps: direct on AVX2 only,
+/// whose kernel sums 16 sources per pass, so the sums take passes of 16, 16 and 5 channels
+/// forward and 16 and 4 for the input gradient).
 #[test]
 fn direct_path_matches_direct_loops() {
     for isa in [Isa::Avx512, Isa::Avx2Fma, Isa::Portable] {
@@ -143,6 +145,7 @@ fn direct_path_matches_direct_loops() {
             check_against_loops(3, 2, 9, 13, 7, 3, 41);
             check_against_loops(2, 3, 5, 4, 9, 1, 43);
             check_against_loops(2, 6, 12, 12, 16, 5, 47);
+            check_against_loops(2, 37, 7, 9, 20, 3, 53);
         });
         println!(
             "direct convolution, {isa:?}: {}",

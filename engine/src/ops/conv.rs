@@ -47,13 +47,15 @@ impl Default for Conv2dSpec {
 const DIRECT_FORWARD_MAX_TAPS: usize = 160;
 const DIRECT_INPUT_GRAD_MAX_TAPS: usize = 160;
 const DIRECT_WEIGHT_GRAD_MAX_TAPS: usize = 32;
-/// [`DIRECT_FORWARD_MAX_TAPS`] on AVX2, where the direct kernel's register block (6 rows × 16
-/// positions) is the GEMM micro-kernel's (6 × 16), so skipping im2col and packing pays well past
-/// 160 taps. Measured on an AMD Zen 1 (`examples/throughput conv64`, one thread, 3 interleaved
-/// rounds): the 64→64 3×3 layer's forward pass (576 taps) ran at 28.9–29.4 GFLOP/s directly,
-/// 26.5–27.8 by im2col + GEMM; its input gradient was no faster directly. Larger layers are not
-/// measured, so they keep the GEMM.
-const DIRECT_FORWARD_MAX_TAPS_AVX2: usize = 576;
+/// [`DIRECT_FORWARD_MAX_TAPS`] and [`DIRECT_INPUT_GRAD_MAX_TAPS`] on AVX2, where the direct
+/// kernel's register block (6 rows × 16 positions) is the GEMM micro-kernel's (6 × 16), so
+/// skipping im2col and packing pays well past 160 taps. Measured on an AMD Zen 1
+/// (`examples/throughput conv64`, one thread, interleaved rounds): the 64→64 3×3 layer's forward
+/// pass (576 taps) ran at 28.9–29.4 GFLOP/s directly, 26.5–27.8 by im2col + GEMM. Once the
+/// kernel summed 16 sources per pass (`RowBlock::SOURCES`), forward rose to 32–32.9 and the
+/// input gradient became faster directly too (forward+backward best of 4: 32.2 against 31.7
+/// GFLOP/s, and no column matrix). Larger layers are not measured, so they keep the GEMM.
+const DIRECT_MAX_TAPS_AVX2: usize = 576;
 
 /// Which pass a choice of method is for.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -107,7 +109,9 @@ impl Geometry {
     fn direct(&self, pass: Pass) -> bool {
         let s = &self.spec;
         let max_taps = match pass {
-            Pass::Forward if current_isa() == Isa::Avx2Fma => DIRECT_FORWARD_MAX_TAPS_AVX2,
+            Pass::Forward | Pass::InputGrad if current_isa() == Isa::Avx2Fma => {
+                DIRECT_MAX_TAPS_AVX2
+            }
             Pass::Forward => DIRECT_FORWARD_MAX_TAPS,
             Pass::InputGrad => DIRECT_INPUT_GRAD_MAX_TAPS,
             Pass::WeightGrad => DIRECT_WEIGHT_GRAD_MAX_TAPS,
