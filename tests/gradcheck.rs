@@ -246,9 +246,15 @@ fn fused_layer_norm_over_one_and_two_axes() {
 #[test]
 fn fused_multi_head_attention() {
     let mut r = rng();
-    // (batch, queries, keys, width, heads, causal): square causal, and cross-attention with more
-    // keys than queries.
-    for (b, t, s, e, h, causal) in [(2, 4, 4, 6, 2, true), (2, 3, 5, 4, 2, false)] {
+    // (batch, queries, keys, width, heads, causal): square causal, cross-attention with more keys
+    // than queries, and causal over more than one block of 16 queries (the products skip the
+    // blocks above the diagonal), square and with keys no query sees.
+    for (b, t, s, e, h, causal) in [
+        (2, 4, 4, 6, 2, true),
+        (2, 3, 5, 4, 2, false),
+        (1, 37, 37, 4, 2, true),
+        (1, 20, 37, 2, 1, true),
+    ] {
         let q = away_from_zero(&[b, t, e], &mut r);
         let k = away_from_zero(&[b, s, e], &mut r);
         let v = away_from_zero(&[b, s, e], &mut r);
