@@ -159,7 +159,7 @@ fn direct_path_matches_direct_loops() {
 }
 
 /// A stride-1 convolution of `n` images `[c, h, wi]` by `o` square `k`×`k` kernels with "same"
-/// padding: output, dX and dW against direct loops in f64.
+/// padding and a bias: output, dX and dW against direct loops in f64.
 fn check_against_loops(n: usize, c: usize, h: usize, wi: usize, o: usize, k: usize, seed: u64) {
     let mut rng = Rng::seed(seed);
     let p = k / 2;
@@ -169,7 +169,7 @@ fn check_against_loops(n: usize, c: usize, h: usize, wi: usize, o: usize, k: usi
     };
     let x = Tensor::randn_with([n, c, h, wi], 0.0, 1.0, &mut rng).requires_grad();
     let w = Tensor::randn_with([o, c, k, k], 0.0, 1.0, &mut rng).requires_grad();
-    let b = Tensor::zeros([o]);
+    let b = Tensor::randn_with([o], 0.0, 1.0, &mut rng);
     let y = x.conv2d(&w, Some(&b), spec).unwrap();
     let want = naive(&x, &w, &b, spec);
     for (i, (g, e)) in y.to_vec().iter().zip(&want).enumerate() {

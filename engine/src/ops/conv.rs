@@ -136,12 +136,23 @@ impl Geometry {
     /// Copies the `[C, H, W]` image into zero-padded planes of `stride` floats each (`Hp × Wp`
     /// used, the rest slack the kernels may read).
     fn pad_planes(&self, img: &[f32], wp: usize, stride: usize, out: &mut [f32]) {
+        // Every float of each plane is written once: the border and the slack zeroed, the image
+        // rows copied (not the whole buffer zeroed first, a pass over it per image).
         let (ph, pw) = self.spec.padding;
-        out.fill(0.0);
-        for (ci, plane) in img.chunks_exact(self.h * self.w).enumerate() {
-            for (y, row) in plane.chunks_exact(self.w).enumerate() {
-                copy_short(&mut out[ci * stride + (y + ph) * wp + pw..][..self.w], row);
+        let (h, w) = (self.h, self.w);
+        if h * w == 0 {
+            out.fill(0.0);
+            return;
+        }
+        for (plane, src) in out.chunks_exact_mut(stride).zip(img.chunks_exact(h * w)) {
+            plane[..ph * wp].fill(0.0);
+            for (y, row) in src.chunks_exact(w).enumerate() {
+                let dst = &mut plane[(y + ph) * wp..][..wp];
+                dst[..pw].fill(0.0);
+                copy_short(&mut dst[pw..pw + w], row);
+                dst[pw + w..].fill(0.0);
             }
+            plane[(h + ph) * wp..].fill(0.0);
         }
     }
 
@@ -197,20 +208,26 @@ impl Geometry {
         f(taps, planes, wide, wp, lw)
     }
 
-    /// Direct forward pass of image `ni` into `yi` (`[O, L]`).
+    /// Direct forward pass of image `ni` into `yi` (`[O, L]`), plus the bias if any (added as
+    /// the wide rows are copied out, not in a pass of its own).
     fn forward_direct(
         &self,
         xd: &[f32],
-        wd: &[f32],
+        (wd, bias): (&[f32], Option<&[f32]>),
         ni: usize,
         yi: &mut [f32],
         scratch: &mut Vec<f32>,
     ) {
         self.with_padded_image(xd, ni, scratch, |taps, planes, wide, wp, lw| {
             direct::correlate(planes, taps, wd, self.o, lw, wide);
-            for (out, row) in yi.chunks_exact_mut(self.cols()).zip(wide.chunks_exact(lw)) {
+            let rows = yi.chunks_exact_mut(self.cols()).zip(wide.chunks_exact(lw));
+            for (oi, (out, row)) in rows.enumerate() {
                 for (oy, dst) in out.chunks_exact_mut(self.ow).enumerate() {
-                    copy_short(dst, &row[oy * wp..][..self.ow]);
+                    let src = &row[oy * wp..][..self.ow];
+                    match bias {
+                        Some(b) => dst.iter_mut().zip(src).for_each(|(d, &v)| *d = v + b[oi]),
+                        None => copy_short(dst, src),
+                    }
                 }
             }
         })
@@ -466,7 +483,7 @@ impl Geometry {
     fn forward_image(
         &self,
         xd: &[f32],
-        wd: &[f32],
+        (wd, bias): (&[f32], Option<&[f32]>),
         ni: usize,
         yi: &mut [f32],
         cols: &mut Vec<f32>,
@@ -478,7 +495,7 @@ impl Geometry {
             self.c * self.h * self.w,
         );
         if self.direct(Pass::Forward) {
-            return self.forward_direct(xd, wd, ni, yi, cols);
+            return self.forward_direct(xd, (wd, bias), ni, yi, cols);
         }
         let img = &xd[ni * chw..][..chw];
         for gi in 0..self.spec.groups {
@@ -501,6 +518,9 @@ impl Geometry {
                     out,
                 );
             }
+        }
+        if let Some(b) = bias {
+            add_bias(yi, b, l);
         }
     }
 
@@ -765,6 +785,15 @@ fn copy_short(dst: &mut [f32], src: &[f32]) {
     }
 }
 
+/// Adds `b[o]` to every element of plane `o` (planes of `l` floats, cycling through the `b.len()`
+/// channels: one image's `[O, L]` output or a batch's).
+fn add_bias(y: &mut [f32], b: &[f32], l: usize) {
+    for (i, plane) in y.chunks_exact_mut(l.max(1)).enumerate() {
+        let bv = b[i % b.len()];
+        plane.iter_mut().for_each(|v| *v += bv);
+    }
+}
+
 /// `dst += src` elementwise for col2im's short runs: blocks of 8 as fixed-size arrays (unrolled
 /// vector adds), where a loop of run-time length pays its setup per run of 8 or 24 floats.
 #[inline]
@@ -907,29 +936,27 @@ impl Tensor {
         } else {
             vec![0.0; geo.n * geo.o * l]
         };
+        let bd = bias.map(|b| b.data());
+        let bias_data = bd.as_deref();
         if !batched {
+            // Image by image, each one's bias added while its output is in cache.
             let per_image = geo.o * l;
             if geo.images_in_parallel() {
                 crate::threads::install(|| {
                     y.par_chunks_mut(per_image)
                         .enumerate()
                         .for_each_init(Vec::new, |cols, (ni, yi)| {
-                            geo.forward_image(&xd, &wd, ni, yi, cols)
+                            geo.forward_image(&xd, (&wd, bias_data), ni, yi, cols)
                         })
                 });
             } else {
                 let mut cols = Vec::new();
                 for (ni, yi) in y.chunks_mut(per_image).enumerate() {
-                    geo.forward_image(&xd, &wd, ni, yi, &mut cols);
+                    geo.forward_image(&xd, (&wd, bias_data), ni, yi, &mut cols);
                 }
             }
-        }
-        if let Some(b) = bias {
-            let b = b.data();
-            for (i, plane) in y.chunks_exact_mut(l).enumerate() {
-                let bv = b[i % geo.o];
-                plane.iter_mut().for_each(|v| *v += bv);
-            }
+        } else if let Some(b) = bias_data {
+            add_bias(&mut y, b, l);
         }
         let (sx, sw) = (self.shape().clone(), weight.shape().clone());
         let mut inputs = vec![self, weight];
