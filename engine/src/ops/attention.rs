@@ -81,6 +81,17 @@ impl Heads {
         }
     }
 
+    /// Queries `q0..` and keys `c0..c1` of a head's `T × S` matrix (P or dS), for the products
+    /// over queries.
+    fn seen_by<'a>(m: MatRef<'a>, q0: usize, (c0, c1): (usize, usize)) -> MatRef<'a> {
+        MatRef {
+            data: &m.data[q0 * m.row_stride + c0..],
+            rows: m.rows - q0,
+            cols: c1 - c0,
+            ..m
+        }
+    }
+
     /// The blocks of queries the products are split into, each with the keys it sees: with
     /// `causal`, blocks of [`CAUSAL_BLOCK`] queries `r0..r1` see keys `0..r1` (those past a
     /// query's own position are masked later), so the products skip the score blocks above the
@@ -217,12 +228,7 @@ impl Tensor {
                                 let gm = geo.view(&g, bi, hi, t);
                                 for &(c0, c1, q0) in key_blocks.iter().filter(|kb| kb.2 < t) {
                                     // Pᵀ rows c0..c1 over queries q0..t.
-                                    let pm = MatRef {
-                                        data: &pm.data[q0 * s + c0..],
-                                        rows: t - q0,
-                                        cols: c1 - c0,
-                                        ..pm
-                                    };
+                                    let pm = Heads::seen_by(pm, q0, (c0, c1));
                                     let out = Heads::rows_mut(geo.view_mut(blk, hi, s), c0, c1);
                                     sgemm(1.0, pm.t(), Heads::rows(gm, q0, t), 0.0, out);
                                 }
@@ -281,13 +287,7 @@ impl Tensor {
                             for hi in 0..h {
                                 let qm = geo.view(&qd, bi, hi, t);
                                 for &(c0, c1, q0) in key_blocks.iter().filter(|kb| kb.2 < t) {
-                                    let dsh = dsm(bi, hi);
-                                    let ds = MatRef {
-                                        data: &dsh.data[q0 * s + c0..],
-                                        rows: t - q0,
-                                        cols: c1 - c0,
-                                        ..dsh
-                                    };
+                                    let ds = Heads::seen_by(dsm(bi, hi), q0, (c0, c1));
                                     let out = Heads::rows_mut(geo.view_mut(blk, hi, s), c0, c1);
                                     sgemm(scale, ds.t(), Heads::rows(qm, q0, t), 0.0, out);
                                 }
