@@ -25,6 +25,8 @@
 //! implementation: AVX-512 or AVX2 intrinsics (`x86::Avx512`, `x86::Avx2`), or safe Rust for the
 //! baseline, which the compiler vectorises (and would fuse the multiply-adds where there is FMA).
 
+use super::madd;
+
 /// Positions per block: the wide length of every call is a multiple of this.
 pub const BLOCK: usize = 32;
 
@@ -42,17 +44,6 @@ impl Taps<'_> {
     pub fn span(&self, len: usize) -> usize {
         let max_off = self.offsets.iter().copied().max().unwrap_or(0);
         (self.sources.max(1) - 1) * self.stride + max_off + len
-    }
-}
-
-/// `a·b + c`, fused when the instruction set has FMA (a fused multiply-add in the portable build
-/// would be a library call per element).
-#[inline(always)]
-fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
-    if FMA {
-        a.mul_add(b, c)
-    } else {
-        a * b + c
     }
 }
 
@@ -346,6 +337,124 @@ mod x86 {
     use super::{GradBlock, RowBlock, Taps, BLOCK, TB};
     use std::arch::x86_64::*;
 
+    /// The vector operations of the forward blocks, for 16-lane (AVX-512) and 8-lane (AVX2)
+    /// registers, so that one body ([`rows_in`]) serves both.
+    trait Lanes: Copy {
+        const N: usize;
+        /// # Safety
+        /// As for every method: the CPU has the register's instruction set (avx512f; avx2 and
+        /// fma), and pointers are valid for `N` floats.
+        unsafe fn zero() -> Self;
+        unsafe fn load(p: *const f32) -> Self;
+        unsafe fn store(self, p: *mut f32);
+        unsafe fn splat(v: f32) -> Self;
+        unsafe fn fmadd(a: Self, b: Self, c: Self) -> Self;
+    }
+
+    impl Lanes for __m512 {
+        const N: usize = 16;
+        #[inline(always)]
+        unsafe fn zero() -> Self {
+            unsafe { _mm512_setzero_ps() }
+        }
+        #[inline(always)]
+        unsafe fn load(p: *const f32) -> Self {
+            unsafe { _mm512_loadu_ps(p) }
+        }
+        #[inline(always)]
+        unsafe fn store(self, p: *mut f32) {
+            unsafe { _mm512_storeu_ps(p, self) }
+        }
+        #[inline(always)]
+        unsafe fn splat(v: f32) -> Self {
+            unsafe { _mm512_set1_ps(v) }
+        }
+        #[inline(always)]
+        unsafe fn fmadd(a: Self, b: Self, c: Self) -> Self {
+            unsafe { _mm512_fmadd_ps(a, b, c) }
+        }
+    }
+
+    impl Lanes for __m256 {
+        const N: usize = 8;
+        #[inline(always)]
+        unsafe fn zero() -> Self {
+            unsafe { _mm256_setzero_ps() }
+        }
+        #[inline(always)]
+        unsafe fn load(p: *const f32) -> Self {
+            unsafe { _mm256_loadu_ps(p) }
+        }
+        #[inline(always)]
+        unsafe fn store(self, p: *mut f32) {
+            unsafe { _mm256_storeu_ps(p, self) }
+        }
+        #[inline(always)]
+        unsafe fn splat(v: f32) -> Self {
+            unsafe { _mm256_set1_ps(v) }
+        }
+        #[inline(always)]
+        unsafe fn fmadd(a: Self, b: Self, c: Self) -> Self {
+            unsafe { _mm256_fmadd_ps(a, b, c) }
+        }
+    }
+
+    /// [`RowBlock::rows`] in registers of `V`: `R` rows × two registers of positions, so one
+    /// run (two loads) per tap feeds `2R` multiply-adds into accumulators that stay in registers.
+    ///
+    /// # Safety
+    /// The CPU has `V`'s instruction set (see [`Lanes`]). Every access is bounds-checked here
+    /// first (the asserts below); callers guarantee them, and a violation is a bug in this
+    /// module, so panicking is right.
+    #[inline(always)]
+    unsafe fn rows_in<V: Lanes, const R: usize>(
+        src: &[f32],
+        taps: Taps,
+        (k, ks): (&[f32], usize),
+        len: usize,
+        add: bool,
+        out: &mut [f32],
+    ) {
+        let (w, t) = (2 * V::N, taps.offsets.len());
+        debug_assert!(BLOCK.is_multiple_of(w));
+        assert!(len.is_multiple_of(w));
+        assert!(taps.sources * t <= ks && k.len() >= (R - 1) * ks + taps.sources * t);
+        assert!(out.len() >= R * len && src.len() >= taps.span(len));
+        let (sp, kp, op) = (src.as_ptr(), k.as_ptr(), out.as_mut_ptr());
+        for p in (0..len).step_by(w) {
+            // SAFETY: the instruction set is the caller's promise; loads read
+            // src[s·stride + off + p..][..w] with p + w ≤ len, inside `taps.span(len)`; weights
+            // are read at k[r·ks + s·t + ti] < (R − 1)·ks + S·T; the accumulators are loaded
+            // (when adding) from and stored to out[r·len + p..][..w] < R·len (all asserted
+            // above).
+            unsafe {
+                let mut acc = [[V::zero(); 2]; R];
+                if add {
+                    for (r, acc) in acc.iter_mut().enumerate() {
+                        acc[0] = V::load(op.add(r * len + p));
+                        acc[1] = V::load(op.add(r * len + p + V::N));
+                    }
+                }
+                for s in 0..taps.sources {
+                    let plane = sp.add(s * taps.stride + p);
+                    for (ti, &off) in taps.offsets.iter().enumerate() {
+                        let x0 = V::load(plane.add(off));
+                        let x1 = V::load(plane.add(off + V::N));
+                        for (r, acc) in acc.iter_mut().enumerate() {
+                            let kv = V::splat(*kp.add(r * ks + s * t + ti));
+                            acc[0] = V::fmadd(kv, x0, acc[0]);
+                            acc[1] = V::fmadd(kv, x1, acc[1]);
+                        }
+                    }
+                }
+                for (r, acc) in acc.iter().enumerate() {
+                    acc[0].store(op.add(r * len + p));
+                    acc[1].store(op.add(r * len + p + V::N));
+                }
+            }
+        }
+    }
+
     /// The blocks of both kernels in AVX-512 intrinsics. For [`correlate`](super::correlate): up
     /// to 8 rows at a time, so one run of 32 floats (two loads) feeds 16 multiply-adds into
     /// accumulators that stay in registers (the safe version manages 4 rows). For the weight
@@ -365,45 +474,8 @@ mod x86 {
             add: bool,
             out: &mut [f32],
         ) {
-            debug_assert!(BLOCK == 32 && len.is_multiple_of(32));
-            let t = taps.offsets.len();
-            // The bounds every access below stays within (callers guarantee them; a violation is
-            // a bug in this module, so panicking is right).
-            assert!(taps.sources * t <= ks && k.len() >= (R - 1) * ks + taps.sources * t);
-            assert!(out.len() >= R * len && src.len() >= taps.span(len));
-            let (sp, kp, op) = (src.as_ptr(), k.as_ptr(), out.as_mut_ptr());
-            for p in (0..len).step_by(32) {
-                // SAFETY: only called from `correlate_isa`'s AVX-512 copy (avx512f present);
-                // loads read src[s·stride + off + p..][..32] with p + 32 ≤ len, inside
-                // `taps.span(len)`; kernel reads k[r·ks + s·t + ti] < (R − 1)·ks + S·T; loads
-                // (when adding) and stores
-                // out[r·len + p..][..32] < R·len (all asserted above).
-                unsafe {
-                    let mut acc = [[_mm512_setzero_ps(); 2]; R];
-                    if add {
-                        for (r, acc) in acc.iter_mut().enumerate() {
-                            acc[0] = _mm512_loadu_ps(op.add(r * len + p));
-                            acc[1] = _mm512_loadu_ps(op.add(r * len + p + 16));
-                        }
-                    }
-                    for s in 0..taps.sources {
-                        let plane = sp.add(s * taps.stride + p);
-                        for (ti, &off) in taps.offsets.iter().enumerate() {
-                            let x0 = _mm512_loadu_ps(plane.add(off));
-                            let x1 = _mm512_loadu_ps(plane.add(off + 16));
-                            for (r, acc) in acc.iter_mut().enumerate() {
-                                let kv = _mm512_set1_ps(*kp.add(r * ks + s * t + ti));
-                                acc[0] = _mm512_fmadd_ps(kv, x0, acc[0]);
-                                acc[1] = _mm512_fmadd_ps(kv, x1, acc[1]);
-                            }
-                        }
-                    }
-                    for (r, acc) in acc.iter().enumerate() {
-                        _mm512_storeu_ps(op.add(r * len + p), acc[0]);
-                        _mm512_storeu_ps(op.add(r * len + p + 16), acc[1]);
-                    }
-                }
-            }
+            // SAFETY: only called from `correlate_isa`'s AVX-512 copy (avx512f present).
+            unsafe { rows_in::<__m512, R>(src, taps, (k, ks), len, add, out) }
         }
     }
 
@@ -477,46 +549,8 @@ mod x86 {
             add: bool,
             out: &mut [f32],
         ) {
-            debug_assert!(BLOCK.is_multiple_of(16) && len.is_multiple_of(16));
-            let t = taps.offsets.len();
-            // The bounds every access below stays within (callers guarantee them; a violation is
-            // a bug in this module, so panicking is right).
-            assert!(len.is_multiple_of(16));
-            assert!(taps.sources * t <= ks && k.len() >= (R - 1) * ks + taps.sources * t);
-            assert!(out.len() >= R * len && src.len() >= taps.span(len));
-            let (sp, kp, op) = (src.as_ptr(), k.as_ptr(), out.as_mut_ptr());
-            for p in (0..len).step_by(16) {
-                // SAFETY: only called from `correlate_isa`'s AVX2 copy (avx2 and fma present);
-                // loads read src[s·stride + off + p..][..16] with p + 16 ≤ len, inside
-                // `taps.span(len)`; kernel reads k[r·ks + s·t + ti] < (R − 1)·ks + S·T; loads
-                // (when adding) and stores
-                // out[r·len + p..][..16] < R·len (all asserted above).
-                unsafe {
-                    let mut acc = [[_mm256_setzero_ps(); 2]; R];
-                    if add {
-                        for (r, acc) in acc.iter_mut().enumerate() {
-                            acc[0] = _mm256_loadu_ps(op.add(r * len + p));
-                            acc[1] = _mm256_loadu_ps(op.add(r * len + p + 8));
-                        }
-                    }
-                    for s in 0..taps.sources {
-                        let plane = sp.add(s * taps.stride + p);
-                        for (ti, &off) in taps.offsets.iter().enumerate() {
-                            let x0 = _mm256_loadu_ps(plane.add(off));
-                            let x1 = _mm256_loadu_ps(plane.add(off + 8));
-                            for (r, acc) in acc.iter_mut().enumerate() {
-                                let kv = _mm256_set1_ps(*kp.add(r * ks + s * t + ti));
-                                acc[0] = _mm256_fmadd_ps(kv, x0, acc[0]);
-                                acc[1] = _mm256_fmadd_ps(kv, x1, acc[1]);
-                            }
-                        }
-                    }
-                    for (r, acc) in acc.iter().enumerate() {
-                        _mm256_storeu_ps(op.add(r * len + p), acc[0]);
-                        _mm256_storeu_ps(op.add(r * len + p + 8), acc[1]);
-                    }
-                }
-            }
+            // SAFETY: only called from `correlate_isa`'s AVX2 copy (avx2 and fma present).
+            unsafe { rows_in::<__m256, R>(src, taps, (k, ks), len, add, out) }
         }
     }
 

@@ -18,7 +18,7 @@
 //!   so GELU's error is below 4e-7·max(|x|, 1) (measured: 1.4e-7 fused, 1.3e-7 not), its
 //!   derivative's below 1e-6 (measured: 2.3e-7 fused, 2.9e-7 not).
 //!
-//! The SIMD copies fuse the polynomials' multiply-adds ([`madd`]); the portable one cannot
+//! The SIMD copies fuse the polynomials' multiply-adds ([`madd`](super::madd)); the portable one cannot
 //! cheaply, so its results may differ from theirs in the last bit.
 //!
 //! Large slices are split across the engine's pool (not from inside a worker, which is busy
@@ -30,6 +30,7 @@ use std::ops::Range;
 use rayon::prelude::*;
 
 use super::gemm::Isa;
+use super::madd;
 
 /// Below this many elements a call stays on the calling thread.
 const PARALLEL_MIN: usize = 1 << 16;
@@ -41,19 +42,6 @@ const EXP_MIN: f32 = -87.33654;
 const EXP_MAX: f32 = 88.72283;
 /// 1.5 · 2²³: adding and subtracting it rounds an f32 of magnitude below 2²² to the nearest integer.
 const ROUNDER: f32 = 12_582_912.0;
-
-/// `a·b + c`: one fused multiply-add in the copies compiled for AVX2+FMA and AVX-512 (`F`), a
-/// multiply and an add in the portable one, where `mul_add` would be a call to a software `fmaf`
-/// on CPUs without FMA. Fusing halves the instructions of the polynomials below and shortens
-/// their dependency chains, which is what bounds these loops; it rounds once instead of twice.
-#[inline(always)]
-fn madd<const F: bool>(a: f32, b: f32, c: f32) -> f32 {
-    if F {
-        a.mul_add(b, c)
-    } else {
-        a * b + c
-    }
-}
 
 /// `e^x`, branch-free so that loops over it vectorise.
 #[inline(always)]
