@@ -12,6 +12,8 @@
 //!           dQ = scale · dS·K                        dK = scale · dSᵀ·Q
 //! ```
 
+use std::ops::Range;
+
 use smallvec::smallvec;
 
 use crate::autodiff::record;
@@ -63,31 +65,23 @@ impl Heads {
         }
     }
 
-    /// Rows `r0..r1` of a view (queries or keys `r0..r1`).
-    fn rows<'a>(m: MatRef<'a>, r0: usize, r1: usize) -> MatRef<'a> {
+    /// Rows `rows` and columns `cols` of a matrix view: queries or keys of a head's view, or a
+    /// block of a head's `T × S` scores.
+    fn sub<'a>(m: MatRef<'a>, rows: Range<usize>, cols: Range<usize>) -> MatRef<'a> {
         MatRef {
-            data: &m.data[r0 * m.row_stride..],
-            rows: r1 - r0,
+            data: &m.data[rows.start * m.row_stride + cols.start * m.col_stride..],
+            rows: rows.len(),
+            cols: cols.len(),
             ..m
         }
     }
 
-    /// Rows `r0..r1` of a writable view.
-    fn rows_mut<'a>(m: MatMut<'a>, r0: usize, r1: usize) -> MatMut<'a> {
+    /// [`Heads::sub`] of a writable row-major view.
+    fn sub_mut<'a>(m: MatMut<'a>, rows: Range<usize>, cols: Range<usize>) -> MatMut<'a> {
         MatMut {
-            data: &mut m.data[r0 * m.row_stride..],
-            rows: r1 - r0,
-            ..m
-        }
-    }
-
-    /// Queries `q0..` and keys `c0..c1` of a head's `T × S` matrix (P or dS), for the products
-    /// over queries.
-    fn seen_by<'a>(m: MatRef<'a>, q0: usize, (c0, c1): (usize, usize)) -> MatRef<'a> {
-        MatRef {
-            data: &m.data[q0 * m.row_stride + c0..],
-            rows: m.rows - q0,
-            cols: c1 - c0,
+            data: &mut m.data[rows.start * m.row_stride + cols.start..],
+            rows: rows.len(),
+            cols: cols.len(),
             ..m
         }
     }
@@ -106,6 +100,19 @@ impl Heads {
                 let r1 = (r0 + CAUSAL_BLOCK).min(self.t);
                 (r0, r1, r1.min(self.s))
             })
+            .collect()
+    }
+
+    /// The blocks of keys the products over queries (dV, dK) are split into, each with the first
+    /// query that sees it: with `causal`, keys `c0..c1` are seen by queries `c0..` only (P and
+    /// dS are 0 above the diagonal); keys no query sees are left out (their gradient stays 0).
+    fn key_blocks(&self, causal: bool) -> Vec<(usize, usize, usize)> {
+        if !causal {
+            return vec![(0, self.s, 0)];
+        }
+        (0..self.s.min(self.t))
+            .step_by(CAUSAL_BLOCK)
+            .map(|c0| (c0, (c0 + CAUSAL_BLOCK).min(self.s), c0))
             .collect()
     }
 
@@ -170,10 +177,9 @@ impl Tensor {
             for (hi, scores) in blk.chunks_exact_mut(t * s).enumerate() {
                 let (qm, km) = (geo.view(&qd, bi, hi, t), geo.view(&kd, bi, hi, s));
                 for &(r0, r1, keys) in &blocks {
-                    let out = MatMut::row_major(scores, t, s);
-                    let out = Heads::rows_mut(MatMut { cols: keys, ..out }, r0, r1);
-                    let km = Heads::rows(km, 0, keys);
-                    sgemm(scale, Heads::rows(qm, r0, r1), km.t(), 0.0, out);
+                    let out = Heads::sub_mut(MatMut::row_major(scores, t, s), r0..r1, 0..keys);
+                    let km = Heads::sub(km, 0..keys, 0..d);
+                    sgemm(scale, Heads::sub(qm, r0..r1, 0..d), km.t(), 0.0, out);
                 }
             }
         });
@@ -188,9 +194,9 @@ impl Tensor {
                 let vm = geo.view(&vd, bi, hi, s);
                 // Rows r0..r1 of P·V: P's entries past key `keys` are 0.
                 for &(r0, r1, keys) in blocks_ref {
-                    let pm = Heads::rows(MatRef { cols: keys, ..pm }, r0, r1);
-                    let out = Heads::rows_mut(geo.view_mut(blk, hi, t), r0, r1);
-                    sgemm(1.0, pm, Heads::rows(vm, 0, keys), 0.0, out);
+                    let pm = Heads::sub(pm, r0..r1, 0..keys);
+                    let out = Heads::sub_mut(geo.view_mut(blk, hi, t), r0..r1, 0..d);
+                    sgemm(1.0, pm, Heads::sub(vm, 0..keys, 0..d), 0.0, out);
                 }
             }
         });
@@ -206,18 +212,7 @@ impl Tensor {
             move || {
                 move |g: &Tensor, needs: &[bool]| {
                     let (g, p) = (g.data(), kept.data());
-                    let blocks = geo.blocks(causal);
-                    // Key blocks for the products over queries (dV, dK): with `causal`, keys
-                    // c0..c1 are seen by queries c0.. only (P and dS are 0 above the diagonal);
-                    // keys no query sees keep a zero gradient.
-                    let key_blocks: Vec<(usize, usize, usize)> = if causal {
-                        (0..s)
-                            .step_by(CAUSAL_BLOCK)
-                            .map(|c0| (c0, (c0 + CAUSAL_BLOCK).min(s), c0.min(t)))
-                            .collect()
-                    } else {
-                        vec![(0, s, 0)]
-                    };
+                    let (blocks, key_blocks) = (geo.blocks(causal), geo.key_blocks(causal));
                     // dV = Pᵀ·dOut, per head.
                     let dv = needs[2].then(|| {
                         let mut dv = vec![0.0; b * s * e];
@@ -226,11 +221,12 @@ impl Tensor {
                                 let pm =
                                     MatRef::row_major(&p[(bi * h + hi) * t * s..][..t * s], t, s);
                                 let gm = geo.view(&g, bi, hi, t);
-                                for &(c0, c1, q0) in key_blocks.iter().filter(|kb| kb.2 < t) {
+                                for &(c0, c1, q0) in &key_blocks {
                                     // Pᵀ rows c0..c1 over queries q0..t.
-                                    let pm = Heads::seen_by(pm, q0, (c0, c1));
-                                    let out = Heads::rows_mut(geo.view_mut(blk, hi, s), c0, c1);
-                                    sgemm(1.0, pm.t(), Heads::rows(gm, q0, t), 0.0, out);
+                                    let pm = Heads::sub(pm, q0..t, c0..c1);
+                                    let out =
+                                        Heads::sub_mut(geo.view_mut(blk, hi, s), c0..c1, 0..d);
+                                    sgemm(1.0, pm.t(), Heads::sub(gm, q0..t, 0..d), 0.0, out);
                                 }
                             }
                         });
@@ -248,10 +244,10 @@ impl Tensor {
                             let vm = geo.view(&vd, bi, hi, s);
                             // Entries above the diagonal stay 0: their P is 0, so is their dS.
                             for &(r0, r1, keys) in &blocks {
-                                let out = MatMut::row_major(dph, t, s);
-                                let out = Heads::rows_mut(MatMut { cols: keys, ..out }, r0, r1);
-                                let vm = Heads::rows(vm, 0, keys);
-                                sgemm(1.0, Heads::rows(gm, r0, r1), vm.t(), 0.0, out);
+                                let out =
+                                    Heads::sub_mut(MatMut::row_major(dph, t, s), r0..r1, 0..keys);
+                                let vm = Heads::sub(vm, 0..keys, 0..d);
+                                sgemm(1.0, Heads::sub(gm, r0..r1, 0..d), vm.t(), 0.0, out);
                             }
                         }
                     });
@@ -266,16 +262,10 @@ impl Tensor {
                             for hi in 0..h {
                                 let km = geo.view(&kd, bi, hi, s);
                                 for &(r0, r1, keys) in &blocks {
-                                    let ds = Heads::rows(
-                                        MatRef {
-                                            cols: keys,
-                                            ..dsm(bi, hi)
-                                        },
-                                        r0,
-                                        r1,
-                                    );
-                                    let out = Heads::rows_mut(geo.view_mut(blk, hi, t), r0, r1);
-                                    sgemm(scale, ds, Heads::rows(km, 0, keys), 0.0, out);
+                                    let ds = Heads::sub(dsm(bi, hi), r0..r1, 0..keys);
+                                    let out =
+                                        Heads::sub_mut(geo.view_mut(blk, hi, t), r0..r1, 0..d);
+                                    sgemm(scale, ds, Heads::sub(km, 0..keys, 0..d), 0.0, out);
                                 }
                             }
                         });
@@ -286,10 +276,11 @@ impl Tensor {
                         geo.per_entry(&mut dk, s * e, |bi, blk| {
                             for hi in 0..h {
                                 let qm = geo.view(&qd, bi, hi, t);
-                                for &(c0, c1, q0) in key_blocks.iter().filter(|kb| kb.2 < t) {
-                                    let ds = Heads::seen_by(dsm(bi, hi), q0, (c0, c1));
-                                    let out = Heads::rows_mut(geo.view_mut(blk, hi, s), c0, c1);
-                                    sgemm(scale, ds.t(), Heads::rows(qm, q0, t), 0.0, out);
+                                for &(c0, c1, q0) in &key_blocks {
+                                    let ds = Heads::sub(dsm(bi, hi), q0..t, c0..c1);
+                                    let out =
+                                        Heads::sub_mut(geo.view_mut(blk, hi, s), c0..c1, 0..d);
+                                    sgemm(scale, ds.t(), Heads::sub(qm, q0..t, 0..d), 0.0, out);
                                 }
                             }
                         });
