@@ -146,6 +146,13 @@ fn direct_path_matches_direct_loops() {
             check_against_loops(2, 3, 5, 4, 9, 1, 43);
             check_against_loops(2, 6, 12, 12, 16, 5, 47);
             check_against_loops(2, 37, 7, 9, 20, 3, 53);
+            // Padding other than "same": none (a smaller output), and more than the kernel
+            // needs (a larger output, whose gradient planes are longer than the rows of the
+            // input gradient that are computed; with 1×1 on 16×14 those rows end on a whole
+            // block, so nothing else makes room).
+            check_padded(2, 5, (8, 11), 4, (3, 0), 59);
+            check_padded(2, 5, (8, 11), 4, (3, 2), 61);
+            check_padded(2, 3, (16, 14), 4, (1, 1), 67);
         });
         println!(
             "direct convolution, {isa:?}: {}",
@@ -161,8 +168,21 @@ fn direct_path_matches_direct_loops() {
 /// A stride-1 convolution of `n` images `[c, h, wi]` by `o` square `k`×`k` kernels with "same"
 /// padding and a bias: output, dX and dW against direct loops in f64.
 fn check_against_loops(n: usize, c: usize, h: usize, wi: usize, o: usize, k: usize, seed: u64) {
+    check_padded(n, c, (h, wi), o, (k, k / 2), seed)
+}
+
+/// As [`check_against_loops`] with padding `p` on every side (any `p`, so the output may be
+/// smaller or larger than the image).
+fn check_padded(
+    n: usize,
+    c: usize,
+    (h, wi): (usize, usize),
+    o: usize,
+    (k, p): (usize, usize),
+    seed: u64,
+) {
     let mut rng = Rng::seed(seed);
-    let p = k / 2;
+    let (oh, ow) = (h + 2 * p + 1 - k, wi + 2 * p + 1 - k);
     let spec = Conv2dSpec {
         padding: (p, p),
         ..Default::default()
@@ -178,15 +198,15 @@ fn check_against_loops(n: usize, c: usize, h: usize, wi: usize, o: usize, k: usi
             "forward [{i}]: {g} vs {e}"
         );
     }
-    let gy = Tensor::randn_with([n, o, h, wi], 0.0, 1.0, &mut rng);
+    let gy = Tensor::randn_with([n, o, oh, ow], 0.0, 1.0, &mut rng);
     y.backward_with(&gy).unwrap();
     let (xd, wd, gd) = (x.to_vec(), w.to_vec(), gy.to_vec());
     let (mut gx, mut gw) = (vec![0.0f64; xd.len()], vec![0.0f64; wd.len()]);
     for ni in 0..n {
         for oi in 0..o {
-            for yy in 0..h {
-                for xx in 0..wi {
-                    let g = gd[((ni * o + oi) * h + yy) * wi + xx] as f64;
+            for yy in 0..oh {
+                for xx in 0..ow {
+                    let g = gd[((ni * o + oi) * oh + yy) * ow + xx] as f64;
                     for ci in 0..c {
                         for ky in 0..k {
                             for kx in 0..k {
