@@ -79,6 +79,22 @@ mod tests {
         for row in s.chunks(9) {
             assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-6);
         }
+        // Buffers written without being zeroed first: reading every value makes Miri fail on
+        // any the kernels left uninitialised.
+        let gelu = super::vmath::gelu(&x);
+        let gelu_back = super::vmath::gelu_backward(&x, &x);
+        let soft_back = super::vmath::softmax_backward_rows(&s, &x[..36], 9);
+        let (w, b) = (vec![1.5; 9], vec![0.25; 9]);
+        let (norm, stats) = super::vmath::layer_norm(&x[..36], &w, &b, 1e-5);
+        let (norm_back, ..) = super::vmath::layer_norm_backward(&x[..36], &x[..36], &w, &stats);
+        assert!(gelu
+            .iter()
+            .chain(&gelu_back)
+            .chain(&soft_back)
+            .chain(&norm)
+            .chain(&stats)
+            .chain(&norm_back)
+            .all(|v| v.is_finite()));
         super::prefetch::prefetch(&x);
         super::fp::set_flush_denormal_on_this_thread(false);
     }

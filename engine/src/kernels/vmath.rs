@@ -25,6 +25,7 @@
 //! already); each element is computed the same way whoever computes it, so results do not depend
 //! on the number of threads.
 
+use std::mem::MaybeUninit;
 use std::ops::Range;
 
 use rayon::prelude::*;
@@ -204,43 +205,51 @@ macro_rules! dispatch {
     };
 }
 
+/// An output element the kernels write before anything reads it: the buffers they fill are not
+/// zeroed first.
+type Out = MaybeUninit<f32>;
+
+/// Writes `f(x[i])` into every `y[i]` (the two are as long: [`fill`] relies on every element
+/// being written).
 #[inline(always)]
-fn map_body(x: &[f32], y: &mut [f32], f: impl Fn(f32) -> f32) {
+fn map_body(x: &[f32], y: &mut [MaybeUninit<f32>], f: impl Fn(f32) -> f32) {
+    assert_eq!(x.len(), y.len(), "map: input and output differ in length");
     for (y, &x) in y.iter_mut().zip(x) {
-        *y = f(x);
+        y.write(f(x));
     }
 }
 
 #[inline(always)]
-fn exp_body<const F: bool>(x: &[f32], y: &mut [f32]) {
+fn exp_body<const F: bool>(x: &[f32], y: &mut [MaybeUninit<f32>]) {
     map_body(x, y, exp1::<F>)
 }
 #[inline(always)]
-fn sigmoid_body<const F: bool>(x: &[f32], y: &mut [f32]) {
+fn sigmoid_body<const F: bool>(x: &[f32], y: &mut [MaybeUninit<f32>]) {
     map_body(x, y, sigmoid1::<F>)
 }
 #[inline(always)]
-fn tanh_body<const F: bool>(x: &[f32], y: &mut [f32]) {
+fn tanh_body<const F: bool>(x: &[f32], y: &mut [MaybeUninit<f32>]) {
     map_body(x, y, tanh1::<F>)
 }
 #[inline(always)]
-fn gelu_body<const F: bool>(x: &[f32], y: &mut [f32]) {
+fn gelu_body<const F: bool>(x: &[f32], y: &mut [MaybeUninit<f32>]) {
     map_body(x, y, gelu1::<F>)
 }
 #[inline(always)]
-fn gelu_backward_body<const F: bool>(x: &[f32], g: &[f32], dx: &mut [f32]) {
+fn gelu_backward_body<const F: bool>(x: &[f32], g: &[f32], dx: &mut [MaybeUninit<f32>]) {
     // Indexing over one length (rather than a three-way zip) lets LLVM vectorise the loop.
+    // Every element of `dx` is written.
     let n = dx.len();
     let (x, g) = (&x[..n], &g[..n]);
     for i in 0..n {
-        dx[i] = g[i] * gelu_grad1::<F>(x[i]);
+        dx[i].write(g[i] * gelu_grad1::<F>(x[i]));
     }
 }
 
-dispatch!(fma exp_chunk, (x: &[f32], y: &mut [f32]), exp_body);
-dispatch!(fma sigmoid_chunk, (x: &[f32], y: &mut [f32]), sigmoid_body);
-dispatch!(fma tanh_chunk, (x: &[f32], y: &mut [f32]), tanh_body);
-dispatch!(fma gelu_chunk, (x: &[f32], y: &mut [f32]), gelu_body);
+dispatch!(fma exp_chunk, (x: &[f32], y: &mut [MaybeUninit<f32>]), exp_body);
+dispatch!(fma sigmoid_chunk, (x: &[f32], y: &mut [MaybeUninit<f32>]), sigmoid_body);
+dispatch!(fma tanh_chunk, (x: &[f32], y: &mut [MaybeUninit<f32>]), tanh_body);
+dispatch!(fma gelu_chunk, (x: &[f32], y: &mut [MaybeUninit<f32>]), gelu_body);
 
 #[inline(always)]
 fn gelu_in_place_body<const F: bool>(x: &mut [f32]) {
@@ -255,13 +264,25 @@ dispatch!(fma gelu_in_place_chunk, (x: &mut [f32]), gelu_in_place_body);
 pub fn gelu_in_place(x: &mut [f32]) {
     gelu_in_place_chunk(x)
 }
-dispatch!(fma gelu_backward_chunk, (x: &[f32], g: &[f32], dx: &mut [f32]), gelu_backward_body);
+dispatch!(fma gelu_backward_chunk, (x: &[f32], g: &[f32], dx: &mut [MaybeUninit<f32>]), gelu_backward_body);
 
 /// A fresh buffer of `len` elements filled by `f(piece, range)`, where `piece` is
 /// `out[range]` and ranges cover whole blocks of `unit` elements (rows): split across the pool
 /// when large, in one call otherwise. Every element is computed the same way either way.
-fn fill(len: usize, unit: usize, f: impl Fn(&mut [f32], Range<usize>) + Sync) -> Vec<f32> {
-    let mut out = vec![0.0; len];
+///
+/// The buffer is not zeroed first: that pass over memory cost GELU's forward and backward on a
+/// GPT training step about a tenth of their time.
+///
+/// # Safety
+/// `f` must write every element of the piece it is given (the kernels here are loops over all
+/// of their output), else the returned buffer holds uninitialised floats.
+unsafe fn fill(
+    len: usize,
+    unit: usize,
+    f: impl Fn(&mut [MaybeUninit<f32>], Range<usize>) + Sync,
+) -> Vec<f32> {
+    let mut buf = Vec::with_capacity(len);
+    let out = &mut buf.spare_capacity_mut()[..len];
     if crate::threads::worth_splitting(len, PARALLEL_MIN) {
         let threads = crate::threads::num_threads();
         let piece = (len / unit)
@@ -275,14 +296,20 @@ fn fill(len: usize, unit: usize, f: impl Fn(&mut [f32], Range<usize>) + Sync) ->
             })
         });
     } else {
-        f(&mut out, 0..len);
+        f(out, 0..len);
     }
-    out
+    // SAFETY: the pieces passed to `f` cover `out`, the first `len` elements of the capacity,
+    // and `f` wrote every element of each (its contract above); had it panicked, we would not
+    // be here.
+    unsafe { buf.set_len(len) };
+    buf
 }
 
 /// Runs the dispatched kernel `k` over `x`.
-fn unary(x: &[f32], k: fn(&[f32], &mut [f32])) -> Vec<f32> {
-    fill(x.len(), 1, |y, r| k(&x[r], y))
+fn unary(x: &[f32], k: fn(&[f32], &mut [MaybeUninit<f32>])) -> Vec<f32> {
+    // SAFETY: the unary kernels write every element of their output (`map_body`, which asserts
+    // that output and input are as long, and `gelu_backward_body`).
+    unsafe { fill(x.len(), 1, |y, r| k(&x[r], y)) }
 }
 
 /// `e^x` of each element.
@@ -308,14 +335,19 @@ pub fn gelu(x: &[f32]) -> Vec<f32> {
 /// `g · GELU'(x)` elementwise: GELU's backward pass.
 pub fn gelu_backward(x: &[f32], g: &[f32]) -> Vec<f32> {
     assert_eq!(x.len(), g.len(), "gelu_backward: x and g differ in length");
-    fill(x.len(), 1, |d, r| {
-        gelu_backward_chunk(&x[r.clone()], &g[r], d)
-    })
+    // SAFETY: `gelu_backward_body` writes every element of its output.
+    unsafe {
+        fill(x.len(), 1, |d, r| {
+            gelu_backward_chunk(&x[r.clone()], &g[r], d)
+        })
+    }
 }
 
 /// `dx = y (g − Σ g y)` per contiguous row of length `n`.
 #[inline(always)]
-fn softmax_backward_rows_body(y: &[f32], g: &[f32], dx: &mut [f32], n: usize) {
+fn softmax_backward_rows_body(y: &[f32], g: &[f32], dx: &mut [MaybeUninit<f32>], n: usize) {
+    // Every element of `dx` is written: its rows are as many as `y`'s and `g`'s.
+    assert!(dx.len().is_multiple_of(n) && y.len() == dx.len() && g.len() == dx.len());
     for ((y, g), dx) in y
         .chunks_exact(n)
         .zip(g.chunks_exact(n))
@@ -331,14 +363,14 @@ fn softmax_backward_rows_body(y: &[f32], g: &[f32], dx: &mut [f32], n: usize) {
         let mut dot: f32 = y[split..].iter().zip(&g[split..]).map(|(a, b)| a * b).sum();
         dot += acc.iter().sum::<f32>();
         for ((d, &y), &g) in dx.iter_mut().zip(y).zip(g) {
-            *d = y * (g - dot);
+            d.write(y * (g - dot));
         }
     }
 }
 
 dispatch!(
     softmax_backward_rows_chunk,
-    (y: &[f32], g: &[f32], dx: &mut [f32], n: usize),
+    (y: &[f32], g: &[f32], dx: &mut [MaybeUninit<f32>], n: usize),
     softmax_backward_rows_body
 );
 
@@ -434,9 +466,13 @@ pub fn softmax_backward_rows(y: &[f32], g: &[f32], n: usize) -> Vec<f32> {
         n > 0 && y.len().is_multiple_of(n) && g.len() == y.len(),
         "softmax_backward_rows: bad lengths"
     );
-    fill(y.len(), n, |d, r| {
-        softmax_backward_rows_chunk(&y[r.clone()], &g[r], d, n)
-    })
+    // SAFETY: `softmax_backward_rows_body` writes every row of its output (the pieces are whole
+    // rows, and it asserts so).
+    unsafe {
+        fill(y.len(), n, |d, r| {
+            softmax_backward_rows_chunk(&y[r.clone()], &g[r], d, n)
+        })
+    }
 }
 
 #[inline(always)]
@@ -510,7 +546,8 @@ pub fn sum(x: &[f32]) -> f32 {
 /// Layer normalisation of each contiguous row of length `d`: `y = (x − μ)/σ · w + b`, with
 /// σ = sqrt(var + eps) (population variance), and per row `(μ, 1/σ)` written to `stats`.
 #[inline(always)]
-fn layer_norm_body(x: &[f32], w: &[f32], b: &[f32], eps: f32, y: &mut [f32], stats: &mut [f32]) {
+fn layer_norm_body(x: &[f32], w: &[f32], b: &[f32], eps: f32, y: &mut [Out], stats: &mut [Out]) {
+    // Writes every element of `y` and `stats` when they hold as many rows as `x`.
     let d = w.len();
     let (w, b) = (&w[..d], &b[..d]);
     for ((x, y), st) in x
@@ -521,16 +558,17 @@ fn layer_norm_body(x: &[f32], w: &[f32], b: &[f32], eps: f32, y: &mut [f32], sta
         let mean = sum16([x], |[v]| v) / d as f32;
         let var = sum16([x], |[v]| (v - mean) * (v - mean)) / d as f32;
         let rstd = 1.0 / (var + eps).sqrt();
-        st[0] = mean;
-        st[1] = rstd;
+        st[0].write(mean);
+        st[1].write(rstd);
         for j in 0..d {
-            y[j] = (x[j] - mean) * rstd * w[j] + b[j];
+            y[j].write((x[j] - mean) * rstd * w[j] + b[j]);
         }
     }
 }
 
 /// Layer normalisation's gradients being written: `(dx, dw, db, scratch row)`.
-type LnGrads<'a> = (&'a mut [f32], &'a mut [f32], &'a mut [f32], &'a mut [f32]);
+/// `dx` is written whole (when it holds as many rows as `x`), not read.
+type LnGrads<'a> = (&'a mut [Out], &'a mut [f32], &'a mut [f32], &'a mut [f32]);
 
 /// Layer normalisation's backward pass over contiguous rows of length `d`, given the forward
 /// pass's `stats`: with x̂ = (x − μ)/σ and ĝ = g·w,
@@ -556,14 +594,14 @@ fn layer_norm_backward_body(x: &[f32], g: &[f32], w: &[f32], stats: &[f32], out:
         let m1 = sum16([g, w], |[g, w]| g * w) / d as f32;
         let m2 = sum16([g, w, xhat], |[g, w, xh]| g * w * xh) / d as f32;
         for j in 0..d {
-            dx[j] = (g[j] * w[j] - m1 - xhat[j] * m2) * rstd;
+            dx[j].write((g[j] * w[j] - m1 - xhat[j] * m2) * rstd);
         }
     }
 }
 
 dispatch!(
     layer_norm_chunk,
-    (x: &[f32], w: &[f32], b: &[f32], eps: f32, y: &mut [f32], stats: &mut [f32]),
+    (x: &[f32], w: &[f32], b: &[f32], eps: f32, y: &mut [Out], stats: &mut [Out]),
     layer_norm_body
 );
 dispatch!(
@@ -580,9 +618,18 @@ pub fn layer_norm(x: &[f32], w: &[f32], b: &[f32], eps: f32) -> (Vec<f32>, Vec<f
         d > 0 && b.len() == d && x.len().is_multiple_of(d),
         "layer_norm: bad lengths"
     );
-    let mut y = vec![0.0; x.len()];
-    let mut stats = vec![0.0; 2 * (x.len() / d)];
-    layer_norm_chunk(x, w, b, eps, &mut y, &mut stats);
+    let (n, rows) = (x.len(), x.len() / d);
+    let (mut y, mut stats) = (Vec::with_capacity(n), Vec::with_capacity(2 * rows));
+    let (yo, so) = (
+        &mut y.spare_capacity_mut()[..n],
+        &mut stats.spare_capacity_mut()[..2 * rows],
+    );
+    layer_norm_chunk(x, w, b, eps, yo, so);
+    // SAFETY: `layer_norm_body` wrote all `rows` rows of both (`n = rows·d`, asserted above).
+    unsafe {
+        y.set_len(n);
+        stats.set_len(2 * rows);
+    }
     (y, stats)
 }
 
@@ -602,9 +649,14 @@ pub fn layer_norm_backward(
             && stats.len() == 2 * (x.len() / d),
         "layer_norm_backward: bad lengths"
     );
-    let mut dx = vec![0.0; x.len()];
+    let n = x.len();
+    let mut dx = Vec::with_capacity(n);
     let (mut dw, mut db, mut xhat) = (vec![0.0; d], vec![0.0; d], vec![0.0; d]);
-    layer_norm_backward_chunk(x, g, w, stats, (&mut dx, &mut dw, &mut db, &mut xhat));
+    let dxo = &mut dx.spare_capacity_mut()[..n];
+    layer_norm_backward_chunk(x, g, w, stats, (dxo, &mut dw, &mut db, &mut xhat));
+    // SAFETY: `layer_norm_backward_body` wrote every row of `dx` (as many as `x` and `g` hold,
+    // and `stats` pairs: asserted above).
+    unsafe { dx.set_len(n) };
     (dx, dw, db)
 }
 
