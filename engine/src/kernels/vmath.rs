@@ -140,12 +140,15 @@ fn gelu1<const F: bool>(x: f32) -> f32 {
     0.5 * x * (1.0 + erf1::<F>(x * FRAC_1_SQRT_2))
 }
 
+/// GELU and its derivative `Φ(x) + x φ(x)` together: erf's exponential e^(−z²), z = x/√2, is
+/// also the Gaussian density's e^(−x²/2), so the derivative costs two more multiply-adds. The
+/// value is [`gelu1`]'s to the bit (halving is exact).
 #[inline(always)]
-fn gelu_grad1<const F: bool>(x: f32) -> f32 {
-    // e^(−z²) with z = x/√2 is also the Gaussian density's e^(−x²/2): one exponential for both.
+fn gelu_and_grad1<const F: bool>(x: f32) -> (f32, f32) {
     let z = x * FRAC_1_SQRT_2;
     let e = exp1::<F>(-z * z);
-    madd::<F>(x * INV_SQRT_2PI, e, 0.5 * (1.0 + erf_with::<F>(z, e)))
+    let cdf = 0.5 * (1.0 + erf_with::<F>(z, e));
+    (x * cdf, madd::<F>(x * INV_SQRT_2PI, e, cdf))
 }
 
 /// Compiles `$body` (a function of slices, `#[inline(always)]`) once per instruction set and
@@ -236,13 +239,19 @@ fn gelu_body<const F: bool>(x: &[f32], y: &mut [MaybeUninit<f32>]) {
     map_body(x, y, gelu1::<F>)
 }
 #[inline(always)]
-fn gelu_backward_body<const F: bool>(x: &[f32], g: &[f32], dx: &mut [MaybeUninit<f32>]) {
+fn gelu_and_grad_body<const F: bool>(x: &[f32], y: &mut [Out], d: &mut [Out]) {
     // Indexing over one length (rather than a three-way zip) lets LLVM vectorise the loop.
-    // Every element of `dx` is written.
-    let n = dx.len();
-    let (x, g) = (&x[..n], &g[..n]);
+    // Every element of `y` and `d` is written.
+    let n = x.len();
+    assert!(
+        y.len() == n && d.len() == n,
+        "gelu_and_grad: lengths differ"
+    );
+    let (y, d) = (&mut y[..n], &mut d[..n]);
     for i in 0..n {
-        dx[i].write(g[i] * gelu_grad1::<F>(x[i]));
+        let (v, dv) = gelu_and_grad1::<F>(x[i]);
+        y[i].write(v);
+        d[i].write(dv);
     }
 }
 
@@ -264,7 +273,7 @@ dispatch!(fma gelu_in_place_chunk, (x: &mut [f32]), gelu_in_place_body);
 pub fn gelu_in_place(x: &mut [f32]) {
     gelu_in_place_chunk(x)
 }
-dispatch!(fma gelu_backward_chunk, (x: &[f32], g: &[f32], dx: &mut [MaybeUninit<f32>]), gelu_backward_body);
+dispatch!(fma gelu_and_grad_chunk, (x: &[f32], y: &mut [Out], d: &mut [Out]), gelu_and_grad_body);
 
 /// A fresh buffer of `len` elements filled by `f(piece, range)`, where `piece` is
 /// `out[range]` and ranges cover whole blocks of `unit` elements (rows): split across the pool
@@ -308,7 +317,7 @@ unsafe fn fill(
 /// Runs the dispatched kernel `k` over `x`.
 fn unary(x: &[f32], k: fn(&[f32], &mut [MaybeUninit<f32>])) -> Vec<f32> {
     // SAFETY: the unary kernels write every element of their output (`map_body`, which asserts
-    // that output and input are as long, and `gelu_backward_body`).
+    // that output and input are as long).
     unsafe { fill(x.len(), 1, |y, r| k(&x[r], y)) }
 }
 
@@ -332,15 +341,34 @@ pub fn gelu(x: &[f32]) -> Vec<f32> {
     unary(x, gelu_chunk)
 }
 
-/// `g · GELU'(x)` elementwise: GELU's backward pass.
-pub fn gelu_backward(x: &[f32], g: &[f32]) -> Vec<f32> {
-    assert_eq!(x.len(), g.len(), "gelu_backward: x and g differ in length");
-    // SAFETY: `gelu_backward_body` writes every element of its output.
-    unsafe {
-        fill(x.len(), 1, |d, r| {
-            gelu_backward_chunk(&x[r.clone()], &g[r], d)
-        })
+/// GELU of each element and its derivative there, `(y, d)`: what a training step keeps for the
+/// backward pass, which is then `g · d` (computing the derivative later would repeat the
+/// forward pass's exponential and erf).
+pub fn gelu_with_grad(x: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    let len = x.len();
+    let (mut y, mut d) = (Vec::with_capacity(len), Vec::with_capacity(len));
+    let (yo, dout) = (
+        &mut y.spare_capacity_mut()[..len],
+        &mut d.spare_capacity_mut()[..len],
+    );
+    if crate::threads::worth_splitting(len, PARALLEL_MIN) {
+        let piece = len.div_ceil(crate::threads::num_threads() * 4).max(4096);
+        crate::threads::install(|| {
+            yo.par_chunks_mut(piece)
+                .zip(dout.par_chunks_mut(piece))
+                .zip(x.par_chunks(piece))
+                .for_each(|((y, d), x)| gelu_and_grad_chunk(x, y, d))
+        });
+    } else {
+        gelu_and_grad_chunk(x, yo, dout);
     }
+    // SAFETY: `gelu_and_grad_body` wrote every element of each piece of both (it asserts the
+    // pieces are as long as their input's), and the pieces cover the first `len`.
+    unsafe {
+        y.set_len(len);
+        d.set_len(len);
+    }
+    (y, d)
 }
 
 /// `dx = y (g − Σ g y)` per contiguous row of length `n`.

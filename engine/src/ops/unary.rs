@@ -158,15 +158,19 @@ impl Tensor {
     }
 
     /// The Gaussian error linear unit, exact form: `x Φ(x) = x (1 + erf(x/√2)) / 2`.
-    /// Forward and backward run in `kernels::vmath` (erf to within 4e-7).
+    /// Runs in `kernels::vmath` (erf to within 4e-7). When a gradient is wanted the forward pass
+    /// also computes the derivative `Φ(x) + x φ(x)`, which shares its exponential and erf, and
+    /// keeps it for the backward pass (then `g · GELU'(x)`, one multiply per element).
     pub fn gelu(&self) -> Tensor {
         let x = self.data();
-        let y = Buffer::new(vmath::gelu(&x));
         let shape = self.shape().clone();
-        record("gelu", y, shape.clone(), &[self], move || {
-            // d/dx x Φ(x) = Φ(x) + x φ(x)
+        if !crate::autodiff::is_grad_enabled() || !self.requires_grad_flag() {
+            return Tensor::from_data(vmath::gelu(&x), shape);
+        }
+        let (y, d) = vmath::gelu_with_grad(&x);
+        record("gelu", Buffer::new(y), shape.clone(), &[self], move || {
             move |g: &Tensor, _: &[bool]| {
-                let dx = vmath::gelu_backward(&x, &g.data());
+                let dx = g.data().iter().zip(&d).map(|(g, d)| g * d).collect();
                 Ok(smallvec![Some(Tensor::from_data(dx, shape))])
             }
         })
