@@ -1,8 +1,9 @@
 //! GEMM against a naive triple loop and against `matrixmultiply`, on awkward shapes (1, 2, 3,
 //! primes, every tile size ± 1), transposed and strided operands, alpha and beta, with the output
-//! pre-filled with NaN when beta = 0 — with every instruction-set path forced in turn.
+//! pre-filled with NaN when beta = 0 — with every instruction-set path forced in turn; and
+//! `sgemm_new`, which writes a fresh output without zeroing it first.
 
-use engine::kernels::gemm::{reference, sgemm, with_isa, Isa, MatMut, MatRef};
+use engine::kernels::gemm::{reference, sgemm, sgemm_new, with_isa, Epilogue, Isa, MatMut, MatRef};
 use engine::Rng;
 
 fn naive(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &[f32], rsc: usize) -> Vec<f32> {
@@ -77,40 +78,32 @@ fn check(m: usize, k: usize, n: usize, isa: Isa, rng: &mut Rng) {
                 init.clone()
             };
             let want = naive(alpha, a, b, beta, &init, rsc);
-            sgemm(
-                alpha,
-                a,
-                b,
-                beta,
-                MatMut {
-                    data: &mut c,
-                    rows: m,
-                    cols: n,
-                    row_stride: rsc,
-                },
-            );
+            sgemm(alpha, a, b, beta, MatMut::strided(&mut c, m, n, rsc));
             let mut oracle = if beta == 0.0 {
                 vec![f32::NAN; m * rsc]
             } else {
                 init.clone()
             };
-            reference(
-                alpha,
-                a,
-                b,
-                beta,
-                MatMut {
-                    data: &mut oracle,
-                    rows: m,
-                    cols: n,
-                    row_stride: rsc,
-                },
-            );
+            reference(alpha, a, b, beta, MatMut::strided(&mut oracle, m, n, rsc));
             for i in 0..m {
                 for j in 0..n {
                     let (g, w, o) = (c[i * rsc + j], want[i * rsc + j], oracle[i * rsc + j]);
                     let tol = 1e-4 * (k as f32).sqrt() * (1.0 + w.abs());
                     assert!((g - w).abs() <= tol && (g - o).abs() <= tol, "{isa:?} {m}x{k}x{n} ta={ta} tb={tb} alpha={alpha} beta={beta} at ({i},{j}): got {g}, naive {w}, matrixmultiply {o}");
+                }
+                if beta == 0.0 && i == m - 1 {
+                    // A fresh output, never zeroed: every element written, the same values.
+                    let fresh = sgemm_new(alpha, a, b, Epilogue::None);
+                    assert_eq!(fresh.len(), m * n);
+                    for (r, row) in fresh.chunks_exact(n.max(1)).enumerate() {
+                        for (q, &v) in row.iter().enumerate() {
+                            let g = c[r * rsc + q];
+                            assert!(
+                                v.to_bits() == g.to_bits(),
+                                "{isa:?} {m}x{k}x{n}: sgemm_new ({r},{q}) {v} vs {g}"
+                            );
+                        }
+                    }
                 }
                 // The padding between rows is never touched.
                 for j in n..rsc {
@@ -178,6 +171,21 @@ fn large_blocked_and_parallel_products() {
             }
         });
     }
+}
+
+#[test]
+#[should_panic(expected = "needs beta = 0")]
+fn an_output_not_written_yet_cannot_accumulate() {
+    let a = vec![1.0f32; 4];
+    let mut c = Vec::<f32>::with_capacity(4);
+    let out = MatMut::uninit(&mut c.spare_capacity_mut()[..4], 2, 2, 2);
+    sgemm(
+        1.0,
+        MatRef::row_major(&a, 2, 2),
+        MatRef::row_major(&a, 2, 2),
+        1.0,
+        out,
+    );
 }
 
 #[test]

@@ -30,7 +30,7 @@ fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
 /// forces each of them against the same references (`tests/gemm.rs`, `tests/vmath.rs`).
 #[cfg(test)]
 mod tests {
-    use super::gemm::{sgemm, with_isa, Isa, MatMut, MatRef};
+    use super::gemm::{sgemm, sgemm_new, with_isa, Epilogue, Isa, MatMut, MatRef};
 
     #[test]
     fn portable_gemm_matches_naive_products() {
@@ -58,11 +58,17 @@ mod tests {
                     )
                 })
                 .unwrap();
+                // A fresh output, not zeroed first: Miri fails if an element is left unwritten.
+                let fresh = with_isa(Isa::Portable, || {
+                    sgemm_new(2.0, a_ref, MatRef::row_major(&b, k, n), Epilogue::None)
+                })
+                .unwrap();
                 for i in 0..m {
                     for j in 0..n {
                         let dot: f32 = (0..k).map(|p| a[i * k + p] * b[p * n + j]).sum();
                         let want = 2.0 * dot + 0.5 * c0[i * n + j];
                         assert!((c[i * n + j] - want).abs() < 1e-4, "{m}x{k}x{n} at {i},{j}");
+                        assert!((fresh[i * n + j] - 2.0 * dot).abs() < 1e-4);
                     }
                 }
             }

@@ -57,12 +57,7 @@ impl Heads {
 
     /// The same head of batch entry `bi`'s own block (`[L, E]`) of an output, as a writable view.
     fn view_mut<'a>(&self, block: &'a mut [f32], h: usize, len: usize) -> MatMut<'a> {
-        MatMut {
-            data: &mut block[h * self.d..],
-            rows: len,
-            cols: self.d,
-            row_stride: self.e,
-        }
+        MatMut::strided(&mut block[h * self.d..], len, self.d, self.e)
     }
 
     /// Rows `rows` and columns `cols` of a matrix view: queries or keys of a head's view, or a
@@ -78,12 +73,7 @@ impl Heads {
 
     /// [`Heads::sub`] of a writable row-major view.
     fn sub_mut<'a>(m: MatMut<'a>, rows: Range<usize>, cols: Range<usize>) -> MatMut<'a> {
-        MatMut {
-            data: &mut m.data[rows.start * m.row_stride + cols.start..],
-            rows: rows.len(),
-            cols: cols.len(),
-            ..m
-        }
+        m.sub(rows, cols)
     }
 
     /// The blocks of queries the products are split into, each with the keys it sees: with

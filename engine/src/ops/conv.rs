@@ -501,12 +501,7 @@ impl Geometry {
                 let lc = oys.len() * self.ow;
                 cols.resize(rows * lc, 0.0);
                 self.im2col(img, gi, oys.clone(), cols, lc);
-                let out = MatMut {
-                    data: &mut yi[gi * og * l + oys.start * self.ow..],
-                    rows: og,
-                    cols: lc,
-                    row_stride: l,
-                };
+                let out = MatMut::strided(&mut yi[gi * og * l + oys.start * self.ow..], og, lc, l);
                 sgemm(
                     1.0,
                     wg,

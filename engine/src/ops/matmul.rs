@@ -4,7 +4,7 @@ use smallvec::smallvec;
 
 use crate::autodiff::record;
 use crate::error::{bail, Result};
-use crate::kernels::gemm::{sgemm, sgemm_then, Epilogue, MatMut, MatRef};
+use crate::kernels::gemm::{sgemm, sgemm_new, sgemm_then, Epilogue, MatMut, MatRef};
 use crate::tensor::shape::{broadcast_shapes, Dims};
 use crate::tensor::{Buffer, Shape, Tensor};
 
@@ -229,28 +229,24 @@ impl Tensor {
         let m = self.numel() / k.max(1);
         crate::tensor::budget::check(op, &[m, out_f])?;
         let (x, w) = (self.data(), weight.data());
-        // The output starts as the bias in every row (written once, not zeroed first), and the
-        // GEMM adds x·Wᵀ to it.
-        let mut y = match bias {
+        let (xm, wt) = (
+            MatRef::row_major(&x, m, k),
+            MatRef::row_major(&w, out_f, k).t(),
+        );
+        let y = match bias {
             Some(b) => {
+                // The output starts as the bias in every row (written once, not zeroed first),
+                // and the GEMM adds x·Wᵀ to it.
                 let b = b.data();
                 let mut y = Vec::with_capacity(m * out_f);
                 for _ in 0..m {
                     y.extend_from_slice(&b);
                 }
+                sgemm_then(1.0, xm, wt, 1.0, MatMut::row_major(&mut y, m, out_f), ep);
                 y
             }
-            None => vec![0.0; m * out_f],
+            None => sgemm_new(1.0, xm, wt, ep),
         };
-        let beta = if bias.is_some() { 1.0 } else { 0.0 };
-        sgemm_then(
-            1.0,
-            MatRef::row_major(&x, m, k),
-            MatRef::row_major(&w, out_f, k).t(),
-            beta,
-            MatMut::row_major(&mut y, m, out_f),
-            ep,
-        );
         let y = Buffer::new(y);
         // The ReLU's backward needs only where the output is positive: the output itself.
         let kept = (ep == Epilogue::Relu).then(|| y.clone());
@@ -277,26 +273,12 @@ impl Tensor {
                 }
                 let gm = MatRef::row_major(g, m, out_f);
                 let gx = needs[0].then(|| {
-                    let mut gx = vec![0.0; m * k];
-                    sgemm(
-                        1.0,
-                        gm,
-                        MatRef::row_major(&w, out_f, k),
-                        0.0,
-                        MatMut::row_major(&mut gx, m, k),
-                    );
-                    Tensor::from_data(gx, sx)
+                    let w = MatRef::row_major(&w, out_f, k);
+                    Tensor::from_data(sgemm_new(1.0, gm, w, Epilogue::None), sx)
                 });
                 let gw = needs[1].then(|| {
-                    let mut gw = vec![0.0; out_f * k];
-                    sgemm(
-                        1.0,
-                        gm.t(),
-                        MatRef::row_major(&x, m, k),
-                        0.0,
-                        MatMut::row_major(&mut gw, out_f, k),
-                    );
-                    Tensor::from_data(gw, sw)
+                    let x = MatRef::row_major(&x, m, k);
+                    Tensor::from_data(sgemm_new(1.0, gm.t(), x, Epilogue::None), sw)
                 });
                 let mut grads: crate::autodiff::Grads = smallvec![gx, gw];
                 if needs.len() == 3 {

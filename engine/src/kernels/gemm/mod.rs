@@ -29,6 +29,8 @@ mod micro;
 mod pack;
 
 use std::cell::Cell;
+use std::mem::MaybeUninit;
+use std::ops::Range;
 use std::sync::OnceLock;
 
 use micro::{MicroKernel, Portable};
@@ -81,10 +83,15 @@ impl<'a> MatRef<'a> {
     }
 }
 
-/// A writable row-major matrix view with the given row stride.
+/// A writable row-major matrix view: `data[r * row_stride + c]` is element `(r, c)`. Made over
+/// floats ([`MatMut::row_major`], [`MatMut::strided`]), or over memory not written yet
+/// ([`MatMut::uninit`]), which only a product with `beta == 0` takes: it writes every element of
+/// its output and reads none.
 #[derive(Debug)]
 pub struct MatMut<'a> {
-    pub data: &'a mut [f32],
+    data: &'a mut [MaybeUninit<f32>],
+    /// Whether `data` holds floats (else C may only be written).
+    init: bool,
     pub rows: usize,
     pub cols: usize,
     pub row_stride: usize,
@@ -93,13 +100,70 @@ pub struct MatMut<'a> {
 impl<'a> MatMut<'a> {
     /// A row-major matrix with no padding.
     pub fn row_major(data: &'a mut [f32], rows: usize, cols: usize) -> MatMut<'a> {
+        MatMut::strided(data, rows, cols, cols)
+    }
+
+    /// A matrix whose rows start `row_stride` floats apart.
+    pub fn strided(data: &'a mut [f32], rows: usize, cols: usize, row_stride: usize) -> MatMut<'a> {
         MatMut {
-            data,
+            data: as_uninit(data),
+            init: true,
             rows,
             cols,
-            row_stride: cols,
+            row_stride,
         }
     }
+
+    /// A matrix over memory not written yet, for a product with `beta == 0` (which [`sgemm`]
+    /// requires of it), whose every element the product then writes.
+    pub fn uninit(
+        data: &'a mut [MaybeUninit<f32>],
+        rows: usize,
+        cols: usize,
+        row_stride: usize,
+    ) -> MatMut<'a> {
+        MatMut {
+            data,
+            init: false,
+            rows,
+            cols,
+            row_stride,
+        }
+    }
+
+    /// Rows `rows` and columns `cols` of the view, as a view.
+    pub fn sub(self, rows: Range<usize>, cols: Range<usize>) -> MatMut<'a> {
+        let MatMut {
+            data,
+            init,
+            row_stride,
+            ..
+        } = self;
+        MatMut {
+            data: &mut data[rows.start * row_stride + cols.start..],
+            init,
+            rows: rows.len(),
+            cols: cols.len(),
+            row_stride,
+        }
+    }
+}
+
+/// Floats as memory the GEMM writes: the same memory, which stays initialised, because
+/// everything the GEMM writes through the result is a float.
+fn as_uninit(data: &mut [f32]) -> &mut [MaybeUninit<f32>] {
+    // SAFETY: `MaybeUninit<f32>` has `f32`'s layout, and only floats are written through the
+    // result (so `data` holds floats again once the borrow ends).
+    unsafe { &mut *(data as *mut [f32] as *mut [MaybeUninit<f32>]) }
+}
+
+/// Elements of C the product has written, as floats.
+///
+/// # Safety
+/// Every element of `run` has been written.
+unsafe fn written(run: &mut [MaybeUninit<f32>]) -> &mut [f32] {
+    // SAFETY: the caller's promise, and `MaybeUninit<f32>` has `f32`'s layout.
+    unsafe { &mut *(run as *mut [MaybeUninit<f32>] as *mut [f32]) }
 }
 
 /// One past the largest offset a `rows`×`cols` view with these strides touches (0 when empty).
@@ -187,10 +251,11 @@ impl Epilogue {
         }
     }
 
-    /// Applies the epilogue to the `rows × cols` block of `c` at (r0, c0), with strides (rs, cs).
+    /// Applies the epilogue to the `rows × cols` block of `c` at (r0, c0), with strides (rs, cs),
+    /// which the product has written.
     fn apply_block(
         self,
-        c: &mut [f32],
+        c: &mut [MaybeUninit<f32>],
         (r0, c0): (usize, usize),
         (rows, cols): (usize, usize),
         (rs, cs): (usize, usize),
@@ -199,11 +264,12 @@ impl Epilogue {
             return;
         }
         for r in r0..r0 + rows {
+            // SAFETY: the block is finished (this function's contract), so written.
             if cs == 1 {
-                self.apply(&mut c[r * rs + c0..][..cols]);
+                self.apply(unsafe { written(&mut c[r * rs + c0..][..cols]) });
             } else {
                 for j in c0..c0 + cols {
-                    self.apply(std::slice::from_mut(&mut c[r * rs + j * cs]));
+                    self.apply(unsafe { written(std::slice::from_mut(&mut c[r * rs + j * cs])) });
                 }
             }
         }
@@ -339,9 +405,10 @@ thread_local! {
     static PACK: std::cell::RefCell<(Aligned, Aligned)> = const { std::cell::RefCell::new((Aligned::empty(), Aligned::empty())) };
 }
 
-/// The output as strides over a slice, so the transposed orientation can write Cᵀ.
+/// The output as strides over a slice, so the transposed orientation can write Cᵀ. Its elements
+/// are read only when `beta != 0` (or in the later passes over k, after the first wrote them).
 struct Out<'a> {
-    data: &'a mut [f32],
+    data: &'a mut [MaybeUninit<f32>],
     rs: usize,
     cs: usize,
 }
@@ -444,7 +511,11 @@ fn gemm_blocks<K: MicroKernel>(
                         // tile (beta 0), copied over after.
                         let into_c = cols == K::NR && c.cs == 1;
                         let (dst, rsc, beta_k) = if into_c {
-                            (c.data[r0 * c.rs + c0..].as_mut_ptr(), c.rs, beta_here)
+                            (
+                                c.data[r0 * c.rs + c0..].as_mut_ptr().cast(),
+                                c.rs,
+                                beta_here,
+                            )
                         } else {
                             (tile.as_mut_ptr(), K::NR, 0.0)
                         };
@@ -480,7 +551,7 @@ fn gemm_blocks<K: MicroKernel>(
                                 ap.as_ptr(),
                                 bp.as_ptr(),
                                 beta_here,
-                                c.data.as_mut_ptr().add(at),
+                                c.data.as_mut_ptr().add(at).cast(),
                                 c.rs,
                             )
                         };
@@ -497,7 +568,7 @@ fn gemm_blocks<K: MicroKernel>(
                                 ap.as_ptr(),
                                 (bp.as_ptr(), ldb),
                                 beta_here,
-                                c.data.as_mut_ptr().add(r0 * c.rs + c0),
+                                c.data.as_mut_ptr().add(r0 * c.rs + c0).cast(),
                                 c.rs,
                             )
                         }
@@ -578,8 +649,13 @@ fn store_tile(
         if c.cs == 1 {
             let dst = &mut c.data[(r0 + i) * c.rs + c0..][..cols];
             if beta == 0.0 {
-                dst.copy_from_slice(src);
+                for (d, &v) in dst.iter_mut().zip(src) {
+                    d.write(v);
+                }
             } else {
+                // SAFETY: with beta ≠ 0 C holds floats (`sgemm` checks; or an earlier pass over
+                // k wrote them).
+                let dst = unsafe { written(dst) };
                 for (d, &v) in dst.iter_mut().zip(src) {
                     *d = v + beta * *d;
                 }
@@ -587,7 +663,13 @@ fn store_tile(
         } else {
             for (j, &v) in src.iter().enumerate() {
                 let d = &mut c.data[(r0 + i) * c.rs + (c0 + j) * c.cs];
-                *d = if beta == 0.0 { v } else { v + beta * *d };
+                if beta == 0.0 {
+                    d.write(v);
+                } else {
+                    // SAFETY: as above.
+                    let d = unsafe { d.assume_init_mut() };
+                    *d = v + beta * *d;
+                }
             }
         }
     }
@@ -622,7 +704,10 @@ fn gemm_skinny_avx512(alpha: f32, a: &MatRef<'_>, b: &MatRef<'_>, beta: f32, c: 
                 a.row_stride,
                 a.col_stride,
             );
-            let cp = (c.data[r0 * c.row_stride..].as_mut_ptr(), c.row_stride);
+            let cp = (
+                c.data[r0 * c.row_stride..].as_mut_ptr().cast(),
+                c.row_stride,
+            );
             // SAFETY: rows r0..r0+R (R ≤ left) of A reach at most `a.reach()` ≤ its length, and the
             // first n columns of those rows of C lie inside `c.data` (both checked by `sgemm`); the
             // packed B holds k·16 floats; AVX-512F was checked above.
@@ -765,14 +850,19 @@ fn gemm_parallel<K: MicroKernel>(
                         let src = &block[i * w..(i + 1) * w];
                         let dst = &mut row[j0..j0 + w];
                         if beta == 0.0 {
-                            dst.copy_from_slice(src);
+                            dst.iter_mut().zip(src).for_each(|(d, &v)| {
+                                d.write(v);
+                            });
                         } else {
-                            dst.iter_mut()
+                            // SAFETY: with beta ≠ 0, C holds floats (`sgemm` checks).
+                            unsafe { written(dst) }
+                                .iter_mut()
                                 .zip(src)
                                 .for_each(|(d, &v)| *d = v + beta * *d);
                         }
                     }
-                    ep.apply(row);
+                    // SAFETY: the parts cover the row's n columns, all written just now.
+                    ep.apply(unsafe { written(row) });
                 });
         });
         return;
@@ -790,6 +880,7 @@ fn gemm_parallel<K: MicroKernel>(
                 let rows = rows_per.min(m - r0);
                 let sub = MatMut {
                     data: chunk,
+                    init: c.init,
                     rows,
                     cols: n,
                     row_stride: rs,
@@ -831,6 +922,23 @@ pub fn sgemm_then(
     with_epilogue(ep, || sgemm_leaves(alpha, a, b, beta, c))
 }
 
+/// A fresh `a.rows × b.cols` row-major matrix `ep(alpha·a·b)`, written once: not zeroed first
+/// (for the gradients of a GPT step's Linear layers, that pass was a sixth of the time their
+/// products took outside the micro-kernel).
+///
+/// # Panics
+/// As [`sgemm`].
+pub fn sgemm_new(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, ep: Epilogue) -> Vec<f32> {
+    let len = a.rows * b.cols;
+    let mut c = Vec::with_capacity(len);
+    let out = MatMut::uninit(&mut c.spare_capacity_mut()[..len], a.rows, b.cols, b.cols);
+    sgemm_then(alpha, a, b, 0.0, out, ep);
+    // SAFETY: a product with beta = 0 writes every element of its output, `rows × cols` from
+    // the start here (`tests/gemm.rs` checks it on every path, over outputs filled with NaN).
+    unsafe { c.set_len(len) };
+    c
+}
+
 /// The body of [`sgemm`] and [`sgemm_then`]: every path to C below applies
 /// [`current_epilogue`] to the elements it finishes.
 fn sgemm_leaves(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: MatMut<'_>) {
@@ -846,6 +954,10 @@ fn sgemm_leaves(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: MatMut<'
         c.row_stride >= c.cols && reach(c.rows, c.cols, c.row_stride, 1) <= c.data.len(),
         "sgemm: output strides reach outside the slice"
     );
+    assert!(
+        c.init || beta == 0.0,
+        "sgemm: an output not written yet needs beta = 0"
+    );
     let (m, k, n) = (a.rows, a.cols, b.cols);
     if m == 0 || n == 0 {
         return;
@@ -855,9 +967,16 @@ fn sgemm_leaves(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: MatMut<'
         for r in 0..m {
             let row = &mut c.data[r * c.row_stride..r * c.row_stride + n];
             for v in row.iter_mut() {
-                *v = if beta == 0.0 { 0.0 } else { beta * *v };
+                // SAFETY: read only with beta ≠ 0, when C holds floats (asserted above).
+                let old = if beta == 0.0 {
+                    0.0
+                } else {
+                    unsafe { v.assume_init() }
+                };
+                v.write(beta * old);
             }
-            ep.apply(row);
+            // SAFETY: every element of the row was written just now.
+            ep.apply(unsafe { written(row) });
         }
         return;
     }
@@ -881,11 +1000,16 @@ pub fn reference(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: MatMut<
             && b.reach() <= b.data.len()
             && reach(c.rows, c.cols, c.row_stride, 1) <= c.data.len()
     );
+    assert!(
+        c.init || beta == 0.0,
+        "reference: an output not written yet needs beta = 0"
+    );
     if a.rows == 0 || b.cols == 0 {
         return;
     }
     // SAFETY: the asserts guarantee every index the strides reach lies inside its slice; `c` is a
-    // unique borrow, so it does not alias the operands.
+    // unique borrow, so it does not alias the operands; C is read only with beta ≠ 0, when it
+    // holds floats (matrixmultiply does not read C when beta is 0).
     unsafe {
         matrixmultiply::sgemm(
             a.rows,
@@ -899,7 +1023,7 @@ pub fn reference(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: MatMut<
             b.row_stride as isize,
             b.col_stride as isize,
             beta,
-            c.data.as_mut_ptr(),
+            c.data.as_mut_ptr().cast(),
             c.row_stride as isize,
             1,
         );
