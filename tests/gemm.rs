@@ -93,7 +93,7 @@ fn check(m: usize, k: usize, n: usize, isa: Isa, rng: &mut Rng) {
                 }
                 if beta == 0.0 && i == m - 1 {
                     // A fresh output, never zeroed: every element written, the same values.
-                    let fresh = sgemm_new(alpha, a, b, Epilogue::None);
+                    let fresh = sgemm_new(alpha, a, b, None, Epilogue::None);
                     assert_eq!(fresh.len(), m * n);
                     for (r, row) in fresh.chunks_exact(n.max(1)).enumerate() {
                         for (q, &v) in row.iter().enumerate() {
@@ -204,8 +204,9 @@ fn zero_inner_dimension_scales_c() {
 
 /// `sgemm_then(.., Epilogue::Relu)` equals the product followed by `max(·, 0)`, and
 /// `Epilogue::Gelu` the product followed by `vmath::gelu`, on every path (small, skinny, blocked
-/// across KC, split by columns and by rows across threads, k = 0), with and without accumulation
-/// into C, under each instruction set.
+/// across KC, computed transposed, split by columns and by rows across threads, k = 0), with and
+/// without accumulation into C, and `sgemm_new` with a bias per column before the epilogue,
+/// under each instruction set.
 #[test]
 fn epilogues_on_every_path() {
     use engine::kernels::gemm::{sgemm_then, Epilogue};
@@ -243,6 +244,26 @@ fn epilogues_on_every_path() {
                             (g - e).abs() <= 1e-4 * (1.0 + e.abs()),
                             "{isa:?} {ep:?} {m}x{k}x{n} beta {beta} [{i}]: {g} vs {e}"
                         );
+                    }
+                    if beta == 0.0 {
+                        // With a bias per column, added before the epilogue: a Linear layer.
+                        let bias = random(n, &mut rng);
+                        let biased: Vec<f32> = naive(1.5, am, bm, 0.0, &c0, n)
+                            .iter()
+                            .enumerate()
+                            .map(|(i, v)| v + bias[i % n])
+                            .collect();
+                        let want: Vec<f32> = match ep {
+                            Epilogue::Relu => biased.into_iter().map(|v| v.max(0.0)).collect(),
+                            _ => engine::kernels::vmath::gelu(&biased),
+                        };
+                        let got = sgemm_new(1.5, am, bm, Some(&bias), ep);
+                        for (i, (g, e)) in got.iter().zip(&want).enumerate() {
+                            assert!(
+                                (g - e).abs() <= 1e-4 * (1.0 + e.abs()),
+                                "{isa:?} {ep:?} {m}x{k}x{n} with bias [{i}]: {g} vs {e}"
+                            );
+                        }
                     }
                 }
             }

@@ -60,7 +60,13 @@ mod tests {
                 .unwrap();
                 // A fresh output, not zeroed first: Miri fails if an element is left unwritten.
                 let fresh = with_isa(Isa::Portable, || {
-                    sgemm_new(2.0, a_ref, MatRef::row_major(&b, k, n), Epilogue::None)
+                    sgemm_new(
+                        2.0,
+                        a_ref,
+                        MatRef::row_major(&b, k, n),
+                        None,
+                        Epilogue::None,
+                    )
                 })
                 .unwrap();
                 for i in 0..m {

@@ -4,7 +4,7 @@ use smallvec::smallvec;
 
 use crate::autodiff::record;
 use crate::error::{bail, Result};
-use crate::kernels::gemm::{sgemm, sgemm_new, sgemm_then, Epilogue, MatMut, MatRef};
+use crate::kernels::gemm::{sgemm, sgemm_new, Epilogue, MatMut, MatRef};
 use crate::tensor::shape::{broadcast_shapes, Dims};
 use crate::tensor::{Buffer, Shape, Tensor};
 
@@ -233,20 +233,9 @@ impl Tensor {
             MatRef::row_major(&x, m, k),
             MatRef::row_major(&w, out_f, k).t(),
         );
-        let y = match bias {
-            Some(b) => {
-                // The output starts as the bias in every row (written once, not zeroed first),
-                // and the GEMM adds x·Wᵀ to it.
-                let b = b.data();
-                let mut y = Vec::with_capacity(m * out_f);
-                for _ in 0..m {
-                    y.extend_from_slice(&b);
-                }
-                sgemm_then(1.0, xm, wt, 1.0, MatMut::row_major(&mut y, m, out_f), ep);
-                y
-            }
-            None => sgemm_new(1.0, xm, wt, ep),
-        };
+        // The bias is added to each tile as it is finished, as is the activation.
+        let bias_data = bias.map(Tensor::data);
+        let y = sgemm_new(1.0, xm, wt, bias_data.as_deref(), ep);
         let y = Buffer::new(y);
         // The ReLU's backward needs only where the output is positive: the output itself.
         let kept = (ep == Epilogue::Relu).then(|| y.clone());
@@ -274,11 +263,11 @@ impl Tensor {
                 let gm = MatRef::row_major(g, m, out_f);
                 let gx = needs[0].then(|| {
                     let w = MatRef::row_major(&w, out_f, k);
-                    Tensor::from_data(sgemm_new(1.0, gm, w, Epilogue::None), sx)
+                    Tensor::from_data(sgemm_new(1.0, gm, w, None, Epilogue::None), sx)
                 });
                 let gw = needs[1].then(|| {
                     let x = MatRef::row_major(&x, m, k);
-                    Tensor::from_data(sgemm_new(1.0, gm.t(), x, Epilogue::None), sw)
+                    Tensor::from_data(sgemm_new(1.0, gm.t(), x, None, Epilogue::None), sw)
                 });
                 let mut grads: crate::autodiff::Grads = smallvec![gx, gw];
                 if needs.len() == 3 {

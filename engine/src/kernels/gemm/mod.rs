@@ -222,14 +222,11 @@ pub(crate) fn isa_forced() -> bool {
 
 thread_local! {
     static FORCED: Cell<Option<Isa>> = const { Cell::new(None) };
-    /// The epilogue of the product being computed on this thread ([`sgemm_then`] sets it for the
-    /// duration of the call; the leaves of the computation read it).
-    static EPILOGUE: Cell<Epilogue> = const { Cell::new(Epilogue::None) };
 }
 
 /// An elementwise function applied to each element of C once its product is complete, while the
-/// tile is still in cache: a Linear layer's activation fused into its GEMM (the bias is fused
-/// already, as the initial C with beta = 1).
+/// tile is still in cache: a Linear layer's activation fused into its GEMM (see
+/// [`sgemm_then`], and [`sgemm_new`] for the bias too).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Epilogue {
     /// C as computed.
@@ -250,9 +247,52 @@ impl Epilogue {
             Epilogue::Gelu => crate::kernels::vmath::gelu_in_place(run),
         }
     }
+}
 
-    /// Applies the epilogue to the `rows × cols` block of `c` at (r0, c0), with strides (rs, cs),
-    /// which the product has written.
+/// What a product does to each element of C once it is complete, while the tile is still in
+/// cache: adds a bias per column of C, then applies the epilogue. Passed down the driver to
+/// every path that finishes elements.
+#[derive(Clone, Copy)]
+struct Finish<'a> {
+    bias: Option<&'a [f32]>,
+    ep: Epilogue,
+    /// Whether the output being written is Cᵀ (`gemm_oriented`'s other orientation), whose rows
+    /// are C's columns.
+    transposed: bool,
+}
+
+impl Finish<'_> {
+    const NONE: Finish<'static> = Finish {
+        bias: None,
+        ep: Epilogue::None,
+        transposed: false,
+    };
+
+    fn is_none(&self) -> bool {
+        self.bias.is_none() && self.ep == Epilogue::None
+    }
+
+    /// The same finish for the transposed output.
+    fn transposed(self) -> Self {
+        Finish {
+            transposed: !self.transposed,
+            ..self
+        }
+    }
+
+    /// Finishes `run`, the output's elements `(r, c0..c0 + run.len())`.
+    #[inline]
+    fn apply_run(self, run: &mut [f32], r: usize, c0: usize) {
+        match self.bias {
+            Some(b) if self.transposed => run.iter_mut().for_each(|v| *v += b[r]),
+            Some(b) => run.iter_mut().zip(&b[c0..]).for_each(|(v, &x)| *v += x),
+            None => {}
+        }
+        self.ep.apply(run);
+    }
+
+    /// Finishes the `rows × cols` block of `c` at (r0, c0), with strides (rs, cs), which the
+    /// product has written.
     fn apply_block(
         self,
         c: &mut [MaybeUninit<f32>],
@@ -260,33 +300,21 @@ impl Epilogue {
         (rows, cols): (usize, usize),
         (rs, cs): (usize, usize),
     ) {
-        if self == Epilogue::None {
+        if self.is_none() {
             return;
         }
         for r in r0..r0 + rows {
             // SAFETY: the block is finished (this function's contract), so written.
             if cs == 1 {
-                self.apply(unsafe { written(&mut c[r * rs + c0..][..cols]) });
+                self.apply_run(unsafe { written(&mut c[r * rs + c0..][..cols]) }, r, c0);
             } else {
                 for j in c0..c0 + cols {
-                    self.apply(unsafe { written(std::slice::from_mut(&mut c[r * rs + j * cs])) });
+                    let v = unsafe { written(std::slice::from_mut(&mut c[r * rs + j * cs])) };
+                    self.apply_run(v, r, j);
                 }
             }
         }
     }
-}
-
-/// Runs `f` with this thread's GEMMs ending in `ep` (the workers of a split product run under the
-/// caller's epilogue this way).
-fn with_epilogue<T>(ep: Epilogue, f: impl FnOnce() -> T) -> T {
-    let previous = EPILOGUE.with(|c| c.replace(ep));
-    let out = f();
-    EPILOGUE.with(|c| c.set(previous));
-    out
-}
-
-fn current_epilogue() -> Epilogue {
-    EPILOGUE.with(|c| c.get())
 }
 
 /// Runs `f` with GEMMs on this thread forced to `isa` (for tests and benchmarks of each path).
@@ -420,6 +448,7 @@ fn gemm_serial<K: MicroKernel>(
     b: MatRef<'_>,
     beta: f32,
     c: &mut Out<'_>,
+    fin: Finish<'_>,
 ) {
     let n = b.cols;
     let (kc, nc) = blocking::<K>();
@@ -430,7 +459,7 @@ fn gemm_serial<K: MicroKernel>(
         let (abuf, bbuf) = &mut *bufs;
         let bpack = bbuf.take(kc * nc.min(n).div_ceil(K::NR) * K::NR);
         let apack = abuf.take(K::MR * kc);
-        gemm_blocks::<K>(alpha, &a, &b, beta, c, (kc, nc), apack, bpack);
+        gemm_blocks::<K>(alpha, (&a, &b), beta, c, fin, (kc, nc), (apack, bpack));
     });
 }
 
@@ -438,13 +467,12 @@ fn gemm_serial<K: MicroKernel>(
 #[allow(clippy::too_many_arguments)]
 fn gemm_blocks<K: MicroKernel>(
     alpha: f32,
-    a: &MatRef<'_>,
-    b: &MatRef<'_>,
+    (a, b): (&MatRef<'_>, &MatRef<'_>),
     beta: f32,
     c: &mut Out<'_>,
+    fin: Finish<'_>,
     (kc, nc): (usize, usize),
-    apack: &mut [f32],
-    bpack: &mut [f32],
+    (apack, bpack): (&mut [f32], &mut [f32]),
 ) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     let mut tile = [0.0f32; 12 * 32];
@@ -458,7 +486,6 @@ fn gemm_blocks<K: MicroKernel>(
     let direct_a = K::DIRECT_A && a.col_stride == 1 && a_in_place_pays(a.row_stride, n);
     // An A larger than L2 is read from further out: its panels are fetched ahead (below).
     let a_from_memory = 4 * a.reach() > cache_sizes().1;
-    let ep = current_epilogue();
     for jc in (0..n).step_by(nc) {
         let nb = nc.min(n - jc);
         let tiles = nb.div_ceil(K::NR);
@@ -596,7 +623,7 @@ fn gemm_blocks<K: MicroKernel>(
                     // This panel of rows is final: its epilogue, one run per row while the
                     // rows are in cache (per tile, the calls cost more than the runs).
                     let rows = K::MR.min(m - ir);
-                    ep.apply_block(c.data, (ir, jc), (rows, nb), (c.rs, c.cs));
+                    fin.apply_block(c.data, (ir, jc), (rows, nb), (c.rs, c.cs));
                 }
             }
         }
@@ -680,7 +707,13 @@ fn store_tile(
 /// lives in one register ([`micro::avx512_skinny`]). On 128×256·256×10 this runs 2.5× faster than
 /// the transposed blocked product, which packs all of A for a single pass.
 #[cfg(target_arch = "x86_64")]
-fn gemm_skinny_avx512(alpha: f32, a: &MatRef<'_>, b: &MatRef<'_>, beta: f32, c: &mut MatMut<'_>) {
+fn gemm_skinny_avx512(
+    alpha: f32,
+    (a, b): (&MatRef<'_>, &MatRef<'_>),
+    beta: f32,
+    c: &mut MatMut<'_>,
+    fin: Finish<'_>,
+) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert!(n <= 16 && Isa::Avx512.supported());
     PACK.with(|cell| {
@@ -729,7 +762,7 @@ fn gemm_skinny_avx512(alpha: f32, a: &MatRef<'_>, b: &MatRef<'_>, beta: f32, c: 
             r0 += step;
         }
     });
-    current_epilogue().apply_block(c.data, (0, 0), (m, n), (c.row_stride, 1));
+    fin.apply_block(c.data, (0, 0), (m, n), (c.row_stride, 1));
 }
 
 /// Picks the orientation: a product with fewer columns than a tile is wide but more rows is
@@ -741,36 +774,27 @@ fn gemm_oriented<K: MicroKernel>(
     b: MatRef<'_>,
     beta: f32,
     mut c: MatMut<'_>,
+    fin: Finish<'_>,
 ) {
     let rs = c.row_stride;
     #[cfg(target_arch = "x86_64")]
     if K::SKINNY && b.cols <= 16 && a.rows > b.cols {
-        return gemm_skinny_avx512(alpha, &a, &b, beta, &mut c);
+        return gemm_skinny_avx512(alpha, (&a, &b), beta, &mut c, fin);
     }
     if b.cols < K::NR && a.rows > b.cols {
-        gemm_serial::<K>(
-            alpha,
-            b.t(),
-            a.t(),
-            beta,
-            &mut Out {
-                data: c.data,
-                rs: 1,
-                cs: rs,
-            },
-        );
+        let mut out = Out {
+            data: c.data,
+            rs: 1,
+            cs: rs,
+        };
+        gemm_serial::<K>(alpha, b.t(), a.t(), beta, &mut out, fin.transposed());
     } else {
-        gemm_serial::<K>(
-            alpha,
-            a,
-            b,
-            beta,
-            &mut Out {
-                data: c.data,
-                rs,
-                cs: 1,
-            },
-        );
+        let mut out = Out {
+            data: c.data,
+            rs,
+            cs: 1,
+        };
+        gemm_serial::<K>(alpha, a, b, beta, &mut out, fin);
     }
 }
 
@@ -785,25 +809,26 @@ fn gemm_parallel<K: MicroKernel>(
     b: MatRef<'_>,
     beta: f32,
     c: MatMut<'_>,
+    fin: Finish<'_>,
 ) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     let flops = 2.0 * m as f64 * n as f64 * k as f64;
     // Below ~8 MFLOP (tens of microseconds on one core) the split costs more than it saves; such
     // products do not even touch the pool.
     if flops < 8e6 || (m < 2 * K::MR && n < 2 * K::NR) {
-        return gemm_oriented::<K>(alpha, a, b, beta, c);
+        return gemm_oriented::<K>(alpha, a, b, beta, c, fin);
     }
     // Called from a piece of a parallel region (a data-parallel shard, say), the threads are
     // already busy: splitting again would only add packing and merging.
     if !crate::threads::may_split() {
-        return gemm_oriented::<K>(alpha, a, b, beta, c);
+        return gemm_oriented::<K>(alpha, a, b, beta, c, fin);
     }
     let pool = crate::threads::pool();
     let threads = pool.current_num_threads();
     if threads < 2 {
-        return gemm_oriented::<K>(alpha, a, b, beta, c);
+        return gemm_oriented::<K>(alpha, a, b, beta, c, fin);
     }
-    let (isa, ep) = (current_isa(), current_epilogue());
+    let isa = current_isa();
     let rs = c.row_stride;
     if n >= m && n >= 2 * K::NR {
         let cols_per = n.div_ceil(threads).div_ceil(K::NR) * K::NR;
@@ -823,17 +848,10 @@ fn gemm_parallel<K: MicroKernel>(
                         cols: w,
                         ..b
                     };
-                    // The epilogue waits for the merge, which adds beta·C first.
+                    // The finish waits for the merge, which adds beta·C first.
                     with_isa(isa, || {
-                        with_epilogue(Epilogue::None, || {
-                            gemm_oriented::<K>(
-                                alpha,
-                                a,
-                                bj,
-                                0.0,
-                                MatMut::row_major(&mut block, m, w),
-                            )
-                        })
+                        let out = MatMut::row_major(&mut block, m, w);
+                        gemm_oriented::<K>(alpha, a, bj, 0.0, out, Finish::NONE)
                     });
                     block
                 })
@@ -862,7 +880,7 @@ fn gemm_parallel<K: MicroKernel>(
                         }
                     }
                     // SAFETY: the parts cover the row's n columns, all written just now.
-                    ep.apply(unsafe { written(row) });
+                    fin.apply_run(unsafe { written(row) }, i, 0);
                 });
         });
         return;
@@ -887,9 +905,7 @@ fn gemm_parallel<K: MicroKernel>(
                 };
                 // Workers run the same kernel as the caller, even when a test forced one.
                 with_isa(isa, || {
-                    with_epilogue(ep, || {
-                        gemm_oriented::<K>(alpha, a.rows_from(r0, rows), b, beta, sub)
-                    })
+                    gemm_oriented::<K>(alpha, a.rows_from(r0, rows), b, beta, sub, fin)
                 });
             });
     });
@@ -903,7 +919,7 @@ fn gemm_parallel<K: MicroKernel>(
 /// strides reach outside its slice. Callers check shapes first and report errors themselves; a
 /// panic here is a bug in the engine.
 pub fn sgemm(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: MatMut<'_>) {
-    with_epilogue(Epilogue::None, || sgemm_leaves(alpha, a, b, beta, c))
+    sgemm_leaves(alpha, a, b, beta, c, Finish::NONE)
 }
 
 /// [`sgemm`], then `ep` applied to every element of `c`: fused into the product, each tile of C
@@ -919,20 +935,41 @@ pub fn sgemm_then(
     c: MatMut<'_>,
     ep: Epilogue,
 ) {
-    with_epilogue(ep, || sgemm_leaves(alpha, a, b, beta, c))
+    let fin = Finish {
+        bias: None,
+        ep,
+        transposed: false,
+    };
+    sgemm_leaves(alpha, a, b, beta, c, fin)
 }
 
-/// A fresh `a.rows × b.cols` row-major matrix `ep(alpha·a·b)`, written once: not zeroed first
-/// (for the gradients of a GPT step's Linear layers, that pass was a sixth of the time their
-/// products took outside the micro-kernel).
+/// A fresh `a.rows × b.cols` row-major matrix `ep(alpha·a·b + bias)`, `bias` (if any) one value
+/// per column added to every row, written once: not zeroed first (for the gradients of a GPT
+/// step's Linear layers, that pass was a sixth of the time their products took outside the
+/// micro-kernel), nor filled with the bias (for a GPT forward pass, 3% of its time).
 ///
 /// # Panics
-/// As [`sgemm`].
-pub fn sgemm_new(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, ep: Epilogue) -> Vec<f32> {
+/// As [`sgemm`], or if `bias` does not have `b.cols` values.
+pub fn sgemm_new(
+    alpha: f32,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    bias: Option<&[f32]>,
+    ep: Epilogue,
+) -> Vec<f32> {
+    assert!(
+        bias.is_none_or(|v| v.len() == b.cols),
+        "sgemm_new: the bias needs one value per column"
+    );
     let len = a.rows * b.cols;
     let mut c = Vec::with_capacity(len);
     let out = MatMut::uninit(&mut c.spare_capacity_mut()[..len], a.rows, b.cols, b.cols);
-    sgemm_then(alpha, a, b, 0.0, out, ep);
+    let fin = Finish {
+        bias,
+        ep,
+        transposed: false,
+    };
+    sgemm_leaves(alpha, a, b, 0.0, out, fin);
     // SAFETY: a product with beta = 0 writes every element of its output, `rows × cols` from
     // the start here (`tests/gemm.rs` checks it on every path, over outputs filled with NaN).
     unsafe { c.set_len(len) };
@@ -940,8 +977,15 @@ pub fn sgemm_new(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, ep: Epilogue) -> Vec<
 }
 
 /// The body of [`sgemm`] and [`sgemm_then`]: every path to C below applies
-/// [`current_epilogue`] to the elements it finishes.
-fn sgemm_leaves(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: MatMut<'_>) {
+/// `fin` to the elements it finishes.
+fn sgemm_leaves(
+    alpha: f32,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    beta: f32,
+    c: MatMut<'_>,
+    fin: Finish<'_>,
+) {
     assert!(
         a.cols == b.rows && c.rows == a.rows && c.cols == b.cols,
         "sgemm: shapes do not chain"
@@ -963,7 +1007,6 @@ fn sgemm_leaves(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: MatMut<'
         return;
     }
     if k == 0 {
-        let ep = current_epilogue();
         for r in 0..m {
             let row = &mut c.data[r * c.row_stride..r * c.row_stride + n];
             for v in row.iter_mut() {
@@ -976,16 +1019,16 @@ fn sgemm_leaves(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: MatMut<'
                 v.write(beta * old);
             }
             // SAFETY: every element of the row was written just now.
-            ep.apply(unsafe { written(row) });
+            fin.apply_run(unsafe { written(row) }, r, 0);
         }
         return;
     }
     match current_isa() {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => gemm_parallel::<micro::Avx512>(alpha, a, b, beta, c),
+        Isa::Avx512 => gemm_parallel::<micro::Avx512>(alpha, a, b, beta, c, fin),
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2Fma => gemm_parallel::<micro::Avx2Fma>(alpha, a, b, beta, c),
-        _ => gemm_parallel::<Portable>(alpha, a, b, beta, c),
+        Isa::Avx2Fma => gemm_parallel::<micro::Avx2Fma>(alpha, a, b, beta, c, fin),
+        _ => gemm_parallel::<Portable>(alpha, a, b, beta, c, fin),
     }
 }
 
