@@ -141,7 +141,9 @@ fn gelu1<const F: bool>(x: f32) -> f32 {
 }
 
 /// GELU and its derivative `Φ(x) + x φ(x)` together: erf's exponential e^(−z²), z = x/√2, is
-/// also the Gaussian density's e^(−x²/2), so the derivative costs two more multiply-adds. The
+/// also the Gaussian density's e^(−x²/2), so the derivative adds two multiply-adds, not a second
+/// exponential and erf. (On Zen 1 the loop of both takes 5.9 ns per element, against 3.3 for the
+/// value alone and 3.7 for the derivative alone, as the backward pass used to compute it.) The
 /// value is [`gelu1`]'s to the bit (halving is exact).
 #[inline(always)]
 fn gelu_and_grad1<const F: bool>(x: f32) -> (f32, f32) {
