@@ -277,6 +277,18 @@ pub fn gelu_in_place(x: &mut [f32]) {
 }
 dispatch!(fma gelu_and_grad_chunk, (x: &[f32], y: &mut [Out], d: &mut [Out]), gelu_and_grad_body);
 
+/// The piece length (whole blocks of `unit` elements) to split `len` elements into across the
+/// pool, or `None` when they are too few to pay for it.
+fn pieces(len: usize, unit: usize) -> Option<usize> {
+    crate::threads::worth_splitting(len, PARALLEL_MIN).then(|| {
+        let threads = crate::threads::num_threads();
+        (len / unit)
+            .div_ceil(threads * 4)
+            .max(4096usize.div_ceil(unit))
+            * unit
+    })
+}
+
 /// A fresh buffer of `len` elements filled by `f(piece, range)`, where `piece` is
 /// `out[range]` and ranges cover whole blocks of `unit` elements (rows): split across the pool
 /// when large, in one call otherwise. Every element is computed the same way either way.
@@ -294,12 +306,7 @@ unsafe fn fill(
 ) -> Vec<f32> {
     let mut buf = Vec::with_capacity(len);
     let out = &mut buf.spare_capacity_mut()[..len];
-    if crate::threads::worth_splitting(len, PARALLEL_MIN) {
-        let threads = crate::threads::num_threads();
-        let piece = (len / unit)
-            .div_ceil(threads * 4)
-            .max(4096usize.div_ceil(unit))
-            * unit;
+    if let Some(piece) = pieces(len, unit) {
         crate::threads::install(|| {
             out.par_chunks_mut(piece).enumerate().for_each(|(i, o)| {
                 let start = i * piece;
@@ -353,8 +360,7 @@ pub fn gelu_with_grad(x: &[f32]) -> (Vec<f32>, Vec<f32>) {
         &mut y.spare_capacity_mut()[..len],
         &mut d.spare_capacity_mut()[..len],
     );
-    if crate::threads::worth_splitting(len, PARALLEL_MIN) {
-        let piece = len.div_ceil(crate::threads::num_threads() * 4).max(4096);
+    if let Some(piece) = pieces(len, 1) {
         crate::threads::install(|| {
             yo.par_chunks_mut(piece)
                 .zip(dout.par_chunks_mut(piece))

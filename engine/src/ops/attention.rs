@@ -12,8 +12,6 @@
 //!           dQ = scale · dS·K                        dK = scale · dSᵀ·Q
 //! ```
 
-use std::ops::Range;
-
 use smallvec::smallvec;
 
 use crate::autodiff::record;
@@ -58,22 +56,6 @@ impl Heads {
     /// The same head of batch entry `bi`'s own block (`[L, E]`) of an output, as a writable view.
     fn view_mut<'a>(&self, block: &'a mut [f32], h: usize, len: usize) -> MatMut<'a> {
         MatMut::strided(&mut block[h * self.d..], len, self.d, self.e)
-    }
-
-    /// Rows `rows` and columns `cols` of a matrix view: queries or keys of a head's view, or a
-    /// block of a head's `T × S` scores.
-    fn sub<'a>(m: MatRef<'a>, rows: Range<usize>, cols: Range<usize>) -> MatRef<'a> {
-        MatRef {
-            data: &m.data[rows.start * m.row_stride + cols.start * m.col_stride..],
-            rows: rows.len(),
-            cols: cols.len(),
-            ..m
-        }
-    }
-
-    /// [`Heads::sub`] of a writable row-major view.
-    fn sub_mut<'a>(m: MatMut<'a>, rows: Range<usize>, cols: Range<usize>) -> MatMut<'a> {
-        m.sub(rows, cols)
     }
 
     /// The blocks of queries the products are split into, each with the keys it sees: with
@@ -167,9 +149,9 @@ impl Tensor {
             for (hi, scores) in blk.chunks_exact_mut(t * s).enumerate() {
                 let (qm, km) = (geo.view(&qd, bi, hi, t), geo.view(&kd, bi, hi, s));
                 for &(r0, r1, keys) in &blocks {
-                    let out = Heads::sub_mut(MatMut::row_major(scores, t, s), r0..r1, 0..keys);
-                    let km = Heads::sub(km, 0..keys, 0..d);
-                    sgemm(scale, Heads::sub(qm, r0..r1, 0..d), km.t(), 0.0, out);
+                    let out = MatMut::row_major(scores, t, s).sub(r0..r1, 0..keys);
+                    let km = km.sub(0..keys, 0..d);
+                    sgemm(scale, qm.sub(r0..r1, 0..d), km.t(), 0.0, out);
                 }
             }
         });
@@ -184,9 +166,9 @@ impl Tensor {
                 let vm = geo.view(&vd, bi, hi, s);
                 // Rows r0..r1 of P·V: P's entries past key `keys` are 0.
                 for &(r0, r1, keys) in blocks_ref {
-                    let pm = Heads::sub(pm, r0..r1, 0..keys);
-                    let out = Heads::sub_mut(geo.view_mut(blk, hi, t), r0..r1, 0..d);
-                    sgemm(1.0, pm, Heads::sub(vm, 0..keys, 0..d), 0.0, out);
+                    let pm = pm.sub(r0..r1, 0..keys);
+                    let out = geo.view_mut(blk, hi, t).sub(r0..r1, 0..d);
+                    sgemm(1.0, pm, vm.sub(0..keys, 0..d), 0.0, out);
                 }
             }
         });
@@ -213,10 +195,9 @@ impl Tensor {
                                 let gm = geo.view(&g, bi, hi, t);
                                 for &(c0, c1, q0) in &key_blocks {
                                     // Pᵀ rows c0..c1 over queries q0..t.
-                                    let pm = Heads::sub(pm, q0..t, c0..c1);
-                                    let out =
-                                        Heads::sub_mut(geo.view_mut(blk, hi, s), c0..c1, 0..d);
-                                    sgemm(1.0, pm.t(), Heads::sub(gm, q0..t, 0..d), 0.0, out);
+                                    let pm = pm.sub(q0..t, c0..c1);
+                                    let out = geo.view_mut(blk, hi, s).sub(c0..c1, 0..d);
+                                    sgemm(1.0, pm.t(), gm.sub(q0..t, 0..d), 0.0, out);
                                 }
                             }
                         });
@@ -234,10 +215,9 @@ impl Tensor {
                             let vm = geo.view(&vd, bi, hi, s);
                             // Entries above the diagonal stay 0: their P is 0, so is their dS.
                             for &(r0, r1, keys) in &blocks {
-                                let out =
-                                    Heads::sub_mut(MatMut::row_major(dph, t, s), r0..r1, 0..keys);
-                                let vm = Heads::sub(vm, 0..keys, 0..d);
-                                sgemm(1.0, Heads::sub(gm, r0..r1, 0..d), vm.t(), 0.0, out);
+                                let out = MatMut::row_major(dph, t, s).sub(r0..r1, 0..keys);
+                                let vm = vm.sub(0..keys, 0..d);
+                                sgemm(1.0, gm.sub(r0..r1, 0..d), vm.t(), 0.0, out);
                             }
                         }
                     });
@@ -252,10 +232,9 @@ impl Tensor {
                             for hi in 0..h {
                                 let km = geo.view(&kd, bi, hi, s);
                                 for &(r0, r1, keys) in &blocks {
-                                    let ds = Heads::sub(dsm(bi, hi), r0..r1, 0..keys);
-                                    let out =
-                                        Heads::sub_mut(geo.view_mut(blk, hi, t), r0..r1, 0..d);
-                                    sgemm(scale, ds, Heads::sub(km, 0..keys, 0..d), 0.0, out);
+                                    let ds = dsm(bi, hi).sub(r0..r1, 0..keys);
+                                    let out = geo.view_mut(blk, hi, t).sub(r0..r1, 0..d);
+                                    sgemm(scale, ds, km.sub(0..keys, 0..d), 0.0, out);
                                 }
                             }
                         });
@@ -267,10 +246,9 @@ impl Tensor {
                             for hi in 0..h {
                                 let qm = geo.view(&qd, bi, hi, t);
                                 for &(c0, c1, q0) in &key_blocks {
-                                    let ds = Heads::sub(dsm(bi, hi), q0..t, c0..c1);
-                                    let out =
-                                        Heads::sub_mut(geo.view_mut(blk, hi, s), c0..c1, 0..d);
-                                    sgemm(scale, ds.t(), Heads::sub(qm, q0..t, 0..d), 0.0, out);
+                                    let ds = dsm(bi, hi).sub(q0..t, c0..c1);
+                                    let out = geo.view_mut(blk, hi, s).sub(c0..c1, 0..d);
+                                    sgemm(scale, ds.t(), qm.sub(q0..t, 0..d), 0.0, out);
                                 }
                             }
                         });

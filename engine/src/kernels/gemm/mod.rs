@@ -69,6 +69,16 @@ impl<'a> MatRef<'a> {
         }
     }
 
+    /// Rows `rows` and columns `cols` of the view, as a view.
+    pub fn sub(self, rows: Range<usize>, cols: Range<usize>) -> MatRef<'a> {
+        MatRef {
+            data: &self.data[rows.start * self.row_stride + cols.start * self.col_stride..],
+            rows: rows.len(),
+            cols: cols.len(),
+            ..self
+        }
+    }
+
     fn reach(&self) -> usize {
         reach(self.rows, self.cols, self.row_stride, self.col_stride)
     }
