@@ -296,3 +296,62 @@ fn add_rows_sums_rows_into_the_destination() {
         }
     }
 }
+
+#[test]
+fn special_values_on_every_isa() {
+    let nan = f32::NAN;
+    let inf = f32::INFINITY;
+    for isa in isas() {
+        with_isa(isa, || {
+            let x = [-inf, -100.0, -87.5, 0.0, 88.7, 89.0, inf, nan];
+            let e = vmath::exp(&x);
+            assert_eq!(&e[..4], &[0.0, 0.0, 0.0, 1.0], "{isa:?}: exp");
+            assert!(
+                e[4].is_finite() && e[4] > 3.2e38,
+                "{isa:?}: exp(88.7) = {}",
+                e[4]
+            );
+            assert_eq!(&e[5..7], &[inf, inf], "{isa:?}: exp");
+            assert!(e[7].is_nan(), "{isa:?}: exp(NaN)");
+            let x = [-inf, -200.0, 200.0, inf, nan];
+            let s = vmath::sigmoid(&x);
+            assert_eq!(&s[..4], &[0.0, 0.0, 1.0, 1.0], "{isa:?}: sigmoid");
+            assert!(s[4].is_nan(), "{isa:?}: sigmoid(NaN)");
+            let t = vmath::tanh(&x);
+            assert_eq!(&t[..4], &[-1.0, -1.0, 1.0, 1.0], "{isa:?}: tanh");
+            assert!(t[4].is_nan(), "{isa:?}: tanh(NaN)");
+            let x = [-200.0, -20.0, 20.0, 1e30, inf, nan];
+            let g = vmath::gelu(&x);
+            assert_eq!(&g[..5], &[0.0, 0.0, 20.0, 1e30, inf], "{isa:?}: gelu");
+            assert!(g[5].is_nan(), "{isa:?}: gelu(NaN)");
+            let (gv, gd) = vmath::gelu_with_grad(&x);
+            assert_eq!(gv[..5], g[..5], "{isa:?}: gelu_with_grad");
+            assert_eq!(&gd[..4], &[0.0, 0.0, 1.0, 1.0], "{isa:?}: gelu'");
+            // At +∞ the derivative's x·φ(x) is ∞·0: NaN, as in PyTorch.
+            assert!(
+                gv[5].is_nan() && gd[4].is_nan() && gd[5].is_nan(),
+                "{isa:?}: gelu'"
+            );
+            // A row's masked entries (−∞) get weight 0; a NaN spreads over its row only.
+            let mut rows = vec![1.0, -inf, 2.0, -inf, 0.5, nan, 0.0, 0.0];
+            vmath::softmax_rows_in_place(&mut rows, 4, 0);
+            let want = [
+                1.0 / (1.0 + 1f32.exp()),
+                0.0,
+                1.0 / (1.0 + (-1f32).exp()),
+                0.0,
+            ];
+            for (got, want) in rows[..4].iter().zip(want) {
+                assert!(
+                    (got - want).abs() < 1e-6,
+                    "{isa:?}: softmax {got} against {want}"
+                );
+            }
+            assert!(
+                rows[4..].iter().all(|v| v.is_nan()),
+                "{isa:?}: softmax of NaN"
+            );
+        })
+        .unwrap();
+    }
+}
