@@ -121,11 +121,17 @@ impl Geometry {
         s.stride == (1, 1) && s.dilation == (1, 1) && s.groups == 1 && self.rows() <= max_taps
     }
 
-    /// The padded plane's width and height, the wide output's length (`OH` rows of `Wp`
-    /// positions, in whole blocks), and the offset of each kernel tap in the padded plane.
+    /// The padded plane's row stride `Wp` and height, the wide output's length (`OH` rows of
+    /// `Wp` positions, in whole blocks), and the offset of each kernel tap in the padded plane.
+    ///
+    /// Consecutive rows share their horizontal padding: a row's `pw` zeros on the right are the
+    /// next row's on the left, so `Wp = W + pw` (not `W + 2·pw`) as long as the output rows
+    /// (`OW` wide) still fit. Every output row then has `Wp − OW` junk columns, computed and
+    /// dropped: with 1-pixel padding on 32×32, one in 33 rather than two in 34 (3% less work
+    /// in the forward pass and the input gradient).
     fn direct_layout(&self) -> (usize, usize, usize, Vec<usize>) {
         let (wp, hp) = (
-            self.w + 2 * self.spec.padding.1,
+            (self.w + self.spec.padding.1).max(self.ow),
             self.h + 2 * self.spec.padding.0,
         );
         let lw = (self.oh * wp).next_multiple_of(direct::BLOCK);
@@ -135,8 +141,8 @@ impl Geometry {
         (wp, hp, lw, offsets)
     }
 
-    /// Copies the `[C, H, W]` image into zero-padded planes of `stride` floats each (`Hp × Wp`
-    /// used, the rest slack the kernels may read).
+    /// Copies the `[C, H, W]` image into zero-padded planes of `stride` floats each (`Hp` rows
+    /// `Wp` apart, each row's image pixels `pw` floats in; the rest slack the kernels may read).
     fn pad_planes(&self, img: &[f32], wp: usize, stride: usize, out: &mut [f32]) {
         // Every float of each plane is written once: the border and the slack zeroed, the image
         // rows copied (not the whole buffer zeroed first, a pass over it per image).
