@@ -57,3 +57,18 @@ fn convolution_without_channels_is_an_error_not_a_panic() {
         "{e}"
     );
 }
+
+/// Attention over no keys normalised empty score rows (a panic in the softmax), and with width 0
+/// split its output into empty blocks. Found by reading the code while changing it.
+#[test]
+fn attention_without_keys_or_width_is_an_error_not_a_panic() {
+    let q = Tensor::zeros([2, 3, 4]);
+    let no_keys = Tensor::zeros([2, 0, 4]);
+    let e = q
+        .multi_head_attention(&no_keys, &no_keys, 2, false)
+        .unwrap_err();
+    assert!(e.to_string().contains("at least one key position"), "{e}");
+    let (q0, k0) = (Tensor::zeros([2, 3, 0]), Tensor::zeros([2, 5, 0]));
+    let e = q0.multi_head_attention(&k0, &k0, 1, true).unwrap_err();
+    assert!(e.to_string().contains("non-zero width"), "{e}");
+}

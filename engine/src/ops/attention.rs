@@ -121,6 +121,14 @@ impl Tensor {
                 value.shape()
             );
         }
+        if k[1] == 0 || q[2] == 0 {
+            bail!(
+                "multi_head_attention",
+                "needs at least one key position and a non-zero width, got query {} and key {}",
+                self.shape(),
+                key.shape()
+            );
+        }
         if heads == 0 || q[2] % heads != 0 {
             bail!(
                 "multi_head_attention",
