@@ -492,7 +492,7 @@ fn gemm_blocks<K: MicroKernel>(
     let direct_b = K::DIRECT_B
         && b.col_stride == 1
         && c.cs == 1
-        && (m <= K::MR || b_in_place_pays(b.row_stride));
+        && (m <= K::MR || (m <= K::DIRECT_B_ROWS && b_in_place_pays(b.row_stride)));
     let direct_a = K::DIRECT_A && a.col_stride == 1 && a_in_place_pays(a.row_stride, n);
     // An A larger than L2 is read from further out: its panels are fetched ahead (below).
     let a_from_memory = 4 * a.reach() > cache_sizes().1;
@@ -650,7 +650,10 @@ fn gemm_blocks<K: MicroKernel>(
 /// A rows, m ≤ MR, B is always read in place: each element is used once, and packing would only
 /// copy it.) Measured (1 thread, interleaved, GFLOP/s, packed → in place): 128×784×256
 /// 146 → 164, 64³ 135 → 152, 128³ 140 → 151, 256³ 156 → 161; 512³ the same; 1024³ 161 → 146
-/// and 2048³ 155 → 63, hence the exclusion.
+/// and 2048³ 155 → 63, hence the exclusion. On an AMD Zen 1 (AVX2, best of 5 interleaved):
+/// 128×784×256 34.1 → 34.8, 128³ 35.5 → 36.2, 64³ 32.8 → 34.2, 512³ the same, but 4096×128×128
+/// 35.9 → 35.6 and a GPT training step (products of 2048 rows) 2.9% slower; hence
+/// [`MicroKernel::DIRECT_B_ROWS`].
 fn b_in_place_pays(ldb: usize) -> bool {
     !ldb.is_multiple_of(512)
 }
