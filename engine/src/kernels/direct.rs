@@ -5,7 +5,7 @@
 //! The trick that makes them simple: a stride-1 convolution of a plane `Hp×Wp` (already padded)
 //! is a one-dimensional correlation of the plane read as one long row. Output `(oy, ox)` sits at
 //! position `p = oy·Wp + ox` of a "wide" output with `Wp` columns per row, of which the last
-//! `kw − 1` are junk (they straddle two rows); kernel tap `(ky, kx)` reads position
+//! `Wp − OW` are junk (they straddle two rows); kernel tap `(ky, kx)` reads position
 //! `p + ky·Wp + kx`. So every tap is one contiguous run, and the kernels below are dot products
 //! and axpys over runs, blocked so that accumulators stay in registers:
 //!

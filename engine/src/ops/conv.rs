@@ -126,7 +126,9 @@ impl Geometry {
     ///
     /// Consecutive rows share their horizontal padding: a row's `pw` zeros on the right are the
     /// next row's on the left, so `Wp = W + pw` (not `W + 2·pw`) as long as the output rows
-    /// (`OW` wide) still fit. Every output row then has `Wp − OW` junk columns, computed and
+    /// (`OW` wide) still fit. A tap reads at most `pw` columns left or right of a row's pixels,
+    /// all inside the gap of `Wp − W ≥ pw` zeros between two rows (or the zeroed rows and slack
+    /// above and below). Every output row then has `Wp − OW` junk columns, computed and
     /// dropped: with 1-pixel padding on 32×32, one in 33 rather than two in 34 (3% less work
     /// in the forward pass and the input gradient).
     fn direct_layout(&self) -> (usize, usize, usize, Vec<usize>) {
