@@ -3,7 +3,9 @@
 //! pre-filled with NaN when beta = 0 — with every instruction-set path forced in turn; and
 //! `sgemm_new`, which writes a fresh output without zeroing it first.
 
-use engine::kernels::gemm::{reference, sgemm, sgemm_new, with_isa, Epilogue, Isa, MatMut, MatRef};
+use engine::kernels::gemm::{
+    reference, sgemm, sgemm_new, transpose, with_isa, Epilogue, Isa, MatMut, MatRef,
+};
 use engine::Rng;
 
 fn naive(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &[f32], rsc: usize) -> Vec<f32> {
@@ -276,5 +278,53 @@ fn epilogues_on_every_path() {
                 "not supported here"
             }
         );
+    }
+}
+
+/// `transpose` of strided row-major and column-major sources, every size up to 19 by 19 (8×8
+/// register blocks, 4×4 ones and single lines left over), on every instruction set.
+#[test]
+fn transpose_on_every_path() {
+    let mut rng = Rng::seed(11);
+    for isa in [Isa::Portable, Isa::Avx2Fma, Isa::Avx512] {
+        if !isa.supported() {
+            continue;
+        }
+        for rows in 0..20 {
+            for cols in 0..20 {
+                let ld = cols + 3;
+                let data = random((rows + 2) * (cols + 3), &mut rng);
+                let row_major = MatRef {
+                    data: &data,
+                    rows,
+                    cols,
+                    row_stride: ld,
+                    col_stride: 1,
+                };
+                let col_major = MatRef {
+                    data: &data,
+                    rows,
+                    cols,
+                    row_stride: 1,
+                    col_stride: rows + 2,
+                };
+                for src in [row_major, col_major] {
+                    let mut out = vec![f32::NAN; rows * cols];
+                    with_isa(isa, || transpose(src, &mut out)).unwrap();
+                    for p in 0..cols {
+                        for i in 0..rows {
+                            let want = src.data[i * src.row_stride + p * src.col_stride];
+                            assert_eq!(
+                                out[p * rows + i].to_bits(),
+                                want.to_bits(),
+                                "{isa:?} {rows}×{cols} (strides {}, {}) at [{p}][{i}]",
+                                src.row_stride,
+                                src.col_stride
+                            );
+                        }
+                    }
+                }
+            }
+        }
     }
 }

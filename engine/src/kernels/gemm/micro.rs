@@ -64,6 +64,9 @@ pub(crate) trait MicroKernel {
 
     /// Whether [`MicroKernel::run_rows_a`] exists.
     const DIRECT_A: bool = false;
+    /// Whether a row-major A is read in place whatever the product's width and A's row stride
+    /// (when [`MicroKernel::DIRECT_A`]), rather than only where `a_in_place_pays`.
+    const DIRECT_A_ALWAYS: bool = false;
 
     /// [`MicroKernel::run_rows`] with A read in place from a row-major matrix instead of a packed
     /// panel: `a = (first, lda, next)` reads `A[i][p]` at `first + i·lda + p`, and `next` (or
@@ -571,6 +574,9 @@ mod x86 {
         // contiguous packed panels stream faster from Zen 1's L2 than rows 0.5–1 KiB apart.
         const DIRECT_B: bool = true;
         const DIRECT_B_ROWS: usize = 256;
+        // A in place for every product: on Zen 1 packing A costs more than reading it in place
+        // loses, even for wide products and rows 4 KiB apart (see `a_in_place_pays`).
+        const DIRECT_A_ALWAYS: bool = true;
         unsafe fn run(
             kc: usize,
             alpha: f32,

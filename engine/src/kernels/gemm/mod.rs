@@ -17,11 +17,13 @@
 //! FMA, then a portable kernel), see [`Isa`]. Transposed operands are read through their strides
 //! during packing (row-major A and column-major B are transposed into panels through 4×4 SSE
 //! register transposes). The last rows of a C whose height is not a multiple of MR are computed in
-//! place by shorter AVX-512 and AVX2 tiles, and a product narrow enough that A is read only a few
-//! times reads a row-major A in place, without the transposing copy (`a_in_place_pays`). A product with at most 16 columns (a classifier's 10 outputs)
-//! goes, on AVX-512, to a skinny kernel that keeps each row of C in one register and reads A in
-//! place; on the other paths, a product narrower than a tile is computed as Cᵀ = Bᵀ·Aᵀ, which fills
-//! the tiles. Large products are split across the engine's rayon pool (by columns or rows of C).
+//! place by shorter AVX-512 and AVX2 tiles. A row-major A is read in place, without the
+//! transposing copy, by the AVX2 kernel always and by the AVX-512 kernel in products narrow enough
+//! that A is read only a few times (`a_in_place_pays`). A product with at most 16 columns (a
+//! classifier's 10 outputs) goes, on AVX-512, to a skinny kernel that keeps each row of C in one
+//! register and reads A in place; on the other paths, a product narrower than a tile is computed
+//! as Cᵀ = Bᵀ·Aᵀ, which fills the tiles. Large products are split across the engine's rayon pool
+//! (by columns or rows of C).
 //!
 //! `matrixmultiply` stays as the test oracle ([`reference`]).
 
@@ -493,7 +495,9 @@ fn gemm_blocks<K: MicroKernel>(
         && b.col_stride == 1
         && c.cs == 1
         && (m <= K::MR || (m <= K::DIRECT_B_ROWS && b_in_place_pays(b.row_stride)));
-    let direct_a = K::DIRECT_A && a.col_stride == 1 && a_in_place_pays(a.row_stride, n);
+    let direct_a = K::DIRECT_A
+        && a.col_stride == 1
+        && (K::DIRECT_A_ALWAYS || a_in_place_pays(a.row_stride, n));
     // An A larger than L2 is read from further out: its panels are fetched ahead (below).
     let a_from_memory = 4 * a.reach() > cache_sizes().1;
     for jc in (0..n).step_by(nc) {
@@ -659,17 +663,24 @@ fn b_in_place_pays(ldb: usize) -> bool {
 }
 
 /// Whether a row-major A (rows `lda` floats apart) is better read in place by the micro-kernel
-/// than packed into panels, for a product with `n` columns.
+/// than packed into panels, for a product with `n` columns (for the kernels without
+/// [`MicroKernel::DIRECT_A_ALWAYS`]).
 ///
 /// Packing a row-major A is a transpose (each panel holds MR rows' values per k), which runs at
 /// about 2 floats a cycle, against n/32 cycles of multiply-adds per float of A: 14% of the time
 /// on 4096×128·128×128. Read in place, the kernel's broadcasts take A's MR rows as MR streams,
 /// the next panel's rows fetched while the first B panel passes; that costs the kernel a few
 /// percent (the panel's lines are scattered over L1 rather than contiguous), so it pays for
-/// narrow products only. Measured (1 thread, best of 3 interleaved runs, GFLOP/s, packed → in
-/// place): 64³ 130 → 160, 128³ 155 → 169, 4096×128×128 159 → 166, 128×784×256 167 → 168,
-/// 256³ 183 → 176, 512³ 187 → 176. Rows a multiple of 4 KiB apart (1024 floats) would all map
-/// to the same L1 sets and evict each other, so those are always packed.
+/// narrow products only. Measured with AVX-512 (1 thread, best of 3 interleaved runs, GFLOP/s,
+/// packed → in place): 64³ 130 → 160, 128³ 155 → 169, 4096×128×128 159 → 166, 128×784×256
+/// 167 → 168, 256³ 183 → 176, 512³ 187 → 176. Rows a multiple of 4 KiB apart (1024 floats) would
+/// all map to the same L1 sets and evict each other, so those are always packed.
+///
+/// On an AMD Zen 1 (AVX2, 1 thread, best of 5 interleaved, GFLOP/s, packed → in place) reading
+/// in place wins at every shape measured, hence the AVX2 kernel's `DIRECT_A_ALWAYS`: 256³ 36.1 →
+/// 37.7, 512³ 36.1 → 37.5, 768³ 35.0 → 36.6, 1000³ 35.4 → 36.2, 128×784×256 34.8 → 36.4,
+/// 2048×128×384 35.5 → 37.3, 2048×512×512 36.3 → 37.5, 2048×128×1024 34.9 → 36.1; and with rows
+/// 4 KiB apart or more, 1024³ 34.8 → 35.7 and 2048³ 34.4 → 35.9 (best of 3).
 fn a_in_place_pays(lda: usize, n: usize) -> bool {
     n < 256 && !lda.is_multiple_of(1024)
 }
@@ -1042,6 +1053,34 @@ fn sgemm_leaves(
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2Fma => gemm_parallel::<micro::Avx2Fma>(alpha, a, b, beta, c, fin),
         _ => gemm_parallel::<Portable>(alpha, a, b, beta, c, fin),
+    }
+}
+
+/// Writes `src` transposed into `out` as a row-major `src.cols × src.rows` matrix
+/// (`out[p·rows + i] = src[i][p]`), through the packing's 8×8 register transposes when `src`'s
+/// rows are contiguous. For an operand that several products read transposed: attention's Kᵀ and
+/// Vᵀ, which every block of queries would otherwise transpose again while packing it.
+///
+/// # Panics
+/// If `out` is shorter than `src.rows · src.cols`, or `src` reaches past its data.
+pub fn transpose(src: MatRef<'_>, out: &mut [f32]) {
+    let (rows, cols) = (src.rows, src.cols);
+    assert!(
+        out.len() >= rows * cols && src.reach() <= src.data.len(),
+        "transpose: {rows}×{cols} does not fit its buffers"
+    );
+    if rows == 0 || cols == 0 {
+        return;
+    }
+    if src.col_stride == 1 {
+        let line = |i: usize| &src.data[i * src.row_stride..][..cols];
+        pack::transpose_into(line, rows, out, rows);
+    } else {
+        for (p, out) in out.chunks_exact_mut(rows).take(cols).enumerate() {
+            for (i, o) in out.iter_mut().enumerate() {
+                *o = src.data[i * src.row_stride + p * src.col_stride];
+            }
+        }
     }
 }
 

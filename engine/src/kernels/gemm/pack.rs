@@ -189,7 +189,7 @@ fn pack_b_fixed<const NR: usize>(
 /// `p`: the transposing part of packing. Eight lines at a time go through 8×8 register
 /// transposes where the CPU has AVX (every instruction set but the portable one), then four at a
 /// time through 4×4 ones; the lines left over are read one sweep each.
-fn transpose_into<'a>(
+pub(crate) fn transpose_into<'a>(
     line: impl Fn(usize) -> &'a [f32],
     count: usize,
     out: &mut [f32],
