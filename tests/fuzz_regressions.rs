@@ -71,4 +71,17 @@ fn attention_without_keys_or_width_is_an_error_not_a_panic() {
     let (q0, k0) = (Tensor::zeros([2, 3, 0]), Tensor::zeros([2, 5, 0]));
     let e = q0.multi_head_attention(&k0, &k0, 1, true).unwrap_err();
     assert!(e.to_string().contains("non-zero width"), "{e}");
+    // The same for the packed form, and a last axis that is not three parts.
+    let e = Tensor::zeros([2, 0, 12])
+        .multi_head_self_attention(2, true)
+        .unwrap_err();
+    assert!(e.to_string().contains("at least one key position"), "{e}");
+    let e = Tensor::zeros([2, 3, 0])
+        .multi_head_self_attention(1, false)
+        .unwrap_err();
+    assert!(e.to_string().contains("non-zero width"), "{e}");
+    let e = Tensor::zeros([2, 3, 8])
+        .multi_head_self_attention(2, false)
+        .unwrap_err();
+    assert!(e.to_string().contains("[2, 3, 8]"), "{e}");
 }

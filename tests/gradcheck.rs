@@ -267,6 +267,21 @@ fn fused_multi_head_attention() {
 }
 
 #[test]
+fn fused_multi_head_self_attention() {
+    let mut r = rng();
+    // (batch, length, width, heads, causal): one causal block, more than one (the products skip
+    // the blocks above the diagonal), and not causal.
+    for (b, t, e, h, causal) in [(2, 4, 6, 2, true), (1, 37, 4, 2, true), (2, 5, 4, 1, false)] {
+        let qkv = away_from_zero(&[b, t, 3 * e], &mut r);
+        gradcheck(
+            &format!("multi_head_self_attention T={t} causal={causal}"),
+            &[qkv],
+            |x| Ok(x[0].multi_head_self_attention(h, causal)?.0),
+        );
+    }
+}
+
+#[test]
 fn composite_graph_reuses_a_tensor() {
     // x feeds several branches: gradients from each must add up.
     let mut r = rng();

@@ -1,6 +1,7 @@
 //! nn behaviour that fixtures do not cover: wrong loss pairings, initialisation statistics,
 //! dropout in train and eval mode, nested parameter names, attention masks.
 
+use engine::kernels::gemm::{with_isa, Isa};
 use engine::nn::{
     self, loss, loss::Reduction, Activation, Dropout, Init, Linear, Module, MultiHeadAttention,
     Sequential, TransformerBlock,
@@ -218,20 +219,38 @@ fn block_model() -> Sequential {
     Sequential::new().layer(TransformerBlock::new(8, 2, true, 0.1).unwrap())
 }
 
-/// The fused attention op (taken without a key-padding mask) and the composed form (taken with
-/// one; all zeros hides nothing) agree on outputs, weights and every parameter's gradient, for a
-/// few queries and for 70 (rows of every length class in the causal softmax).
+/// The fused attention ops (taken without a key-padding mask: over Q, K and V packed side by side
+/// when query, key and value are one tensor, else over three tensors) and the composed form (taken
+/// with a mask; all zeros hides nothing) agree on outputs, weights and every parameter's gradient,
+/// for a few queries and for 70 (rows of every length class in the causal softmax).
 #[test]
 fn fused_attention_matches_the_composed_form() {
+    fused_attention_against_composed();
+}
+
+/// The same comparison with every instruction set the CPU has: the fused op's transposes, its
+/// softmax over score rows written only where seen, and its products take each path.
+#[test]
+fn fused_attention_matches_the_composed_form_on_every_isa() {
+    for isa in [Isa::Avx512, Isa::Avx2Fma, Isa::Portable] {
+        if isa.supported() {
+            with_isa(isa, fused_attention_against_composed).unwrap();
+        }
+    }
+}
+
+fn fused_attention_against_composed() {
     for (causal, t) in [(true, 5), (false, 5), (true, 70), (false, 70)] {
         engine::manual_seed(3);
         let mha = MultiHeadAttention::new(8, 2, causal).unwrap();
         let x = Tensor::randn([3, t, 8]);
-        let run = |pad: Option<&Tensor>| {
+        // The same numbers as another node, so that `attend` cannot take the self-attention path.
+        let x_again = x.mul_scalar(1.0);
+        let run = |kv: &Tensor, pad: Option<&Tensor>| {
             for (_, p) in mha.named_parameters() {
                 p.set_grad(None).unwrap();
             }
-            let (out, w) = mha.attend(&x, &x, &x, pad).unwrap();
+            let (out, w) = mha.attend(&x, kv, kv, pad).unwrap();
             out.mul(&out).unwrap().sum_all().backward().unwrap();
             let grads: Vec<Vec<f32>> = mha
                 .named_parameters()
@@ -240,8 +259,9 @@ fn fused_attention_matches_the_composed_form() {
                 .collect();
             (out.to_vec(), w.to_vec(), grads)
         };
-        let fused = run(None);
-        let composed = run(Some(&Tensor::zeros([3, t])));
+        let packed = run(&x, None);
+        let apart = run(&x_again, None);
+        let composed = run(&x, Some(&Tensor::zeros([3, t])));
         let close = |a: &[f32], b: &[f32], what: &str| {
             for (i, (x, y)) in a.iter().zip(b).enumerate() {
                 assert!(
@@ -250,10 +270,12 @@ fn fused_attention_matches_the_composed_form() {
                 );
             }
         };
-        close(&fused.0, &composed.0, "output");
-        close(&fused.1, &composed.1, "weights");
-        for (g, c) in fused.2.iter().zip(&composed.2) {
-            close(g, c, "gradient");
+        for fused in [packed, apart] {
+            close(&fused.0, &composed.0, "output");
+            close(&fused.1, &composed.1, "weights");
+            for (g, c) in fused.2.iter().zip(&composed.2) {
+                close(g, c, "gradient");
+            }
         }
     }
 }

@@ -268,11 +268,11 @@ fn spin() {
 
 /// Runs `f(i, block)` for each `size`-element block of `out` (the last may be shorter), across the
 /// engine's pool when `parallel`. Each block is computed the same way either way.
-pub(crate) fn for_each_block(
-    out: &mut [f32],
+pub(crate) fn for_each_block<T: Send>(
+    out: &mut [T],
     size: usize,
     parallel: bool,
-    f: impl Fn(usize, &mut [f32]) + Sync,
+    f: impl Fn(usize, &mut [T]) + Sync,
 ) {
     use rayon::prelude::*;
     if size == 0 {

@@ -454,6 +454,105 @@ pub fn softmax_rows(x: &[f32], n: usize) -> Vec<f32> {
     y
 }
 
+/// How many of the `n` entries of score row `row` are seen: all without a causal mask (`t == 0`),
+/// else those of keys `0..=row % t` (row `row` is query `row % t` of a head of `t` queries).
+#[inline(always)]
+fn visible(n: usize, row: usize, t: usize) -> usize {
+    if t == 0 {
+        n
+    } else {
+        (row % t + 1).min(n)
+    }
+}
+
+/// Writes 0 into the entries of each row of `y` (rows of `n`) that [`visible`] leaves out, and
+/// returns `y` as floats.
+///
+/// # Safety
+/// The entries [`visible`] keeps of each row must hold floats.
+unsafe fn zero_masked(y: &mut [MaybeUninit<f32>], n: usize, t: usize) -> &mut [f32] {
+    if t > 0 {
+        for (i, row) in y.chunks_exact_mut(n).enumerate() {
+            row[visible(n, i, t)..].fill(MaybeUninit::new(0.0));
+        }
+    }
+    // SAFETY: the caller's promise for the entries kept; the others were written above (with
+    // `t == 0` every entry is kept).
+    unsafe { &mut *(y as *mut [MaybeUninit<f32>] as *mut [f32]) }
+}
+
+/// [`softmax_rows_in_place`] (serial) over score rows of which only the entries each query sees
+/// have been written: attention computes the scores of the blocks on or below the diagonal only,
+/// into memory not zeroed first. Writes every entry (the unseen ones 0) and returns `y` as
+/// floats.
+///
+/// # Safety
+/// With `causal_t > 0`, entries `0..=r % causal_t` (at most `n`) of each row `r` must hold
+/// floats; with `causal_t == 0`, every entry.
+pub(crate) unsafe fn softmax_rows_uninit(
+    y: &mut [MaybeUninit<f32>],
+    n: usize,
+    causal_t: usize,
+) -> &mut [f32] {
+    assert!(
+        n > 0 && y.len().is_multiple_of(n),
+        "softmax_rows_uninit: {} is not a whole number of rows of {n}",
+        y.len()
+    );
+    // SAFETY: the caller's promise is `zero_masked`'s.
+    let y = unsafe { zero_masked(y, n, causal_t) };
+    softmax_rows_in_place_chunk(y, n, 0, causal_t);
+    y
+}
+
+/// Softmax's backward pass in place, `g ← y (g − Σ g y)` along each row of `n`, for attention's
+/// score rows (serial): with `causal_t > 0`, row `r` sees entries `0..=r % causal_t` only, where
+/// `g` need not have been written (its entries there become 0, as `y` is 0 there). The sums run
+/// over the seen entries, in 8 partial sums.
+///
+/// # Safety
+/// As [`softmax_rows_uninit`], for `g`'s entries.
+pub(crate) unsafe fn softmax_backward_rows_uninit(
+    y: &[f32],
+    g: &mut [MaybeUninit<f32>],
+    n: usize,
+    causal_t: usize,
+) {
+    assert!(
+        n > 0 && g.len().is_multiple_of(n) && y.len() == g.len(),
+        "softmax_backward_rows_uninit: bad lengths"
+    );
+    // SAFETY: the caller's promise is `zero_masked`'s.
+    let g = unsafe { zero_masked(g, n, causal_t) };
+    softmax_backward_seen_chunk(y, g, n, causal_t);
+}
+
+/// The seen part of each row of [`softmax_backward_rows_uninit`].
+#[inline(always)]
+fn softmax_backward_seen_body(y: &[f32], g: &mut [f32], n: usize, t: usize) {
+    for (i, (y, g)) in y.chunks_exact(n).zip(g.chunks_exact_mut(n)).enumerate() {
+        let seen = visible(n, i, t);
+        let (y, g) = (&y[..seen], &mut g[..seen]);
+        let split = seen - seen % 8;
+        let mut acc = [0.0f32; 8];
+        for (yc, gc) in y[..split].chunks_exact(8).zip(g[..split].chunks_exact(8)) {
+            for k in 0..8 {
+                acc[k] += yc[k] * gc[k];
+            }
+        }
+        let mut dot: f32 = y[split..].iter().zip(&g[split..]).map(|(a, b)| a * b).sum();
+        dot += acc.iter().sum::<f32>();
+        for (g, &y) in g.iter_mut().zip(y) {
+            *g = y * (*g - dot);
+        }
+    }
+}
+dispatch!(
+    softmax_backward_seen_chunk,
+    (y: &[f32], g: &mut [f32], n: usize, t: usize),
+    softmax_backward_seen_body
+);
+
 /// Softmax in place along each contiguous row of length `n` of `y`, the first being row `first`;
 /// with `t > 0`, row `r` is query `r % t` of causal attention and sees entries `0..=r % t` only
 /// (the rest become 0, as the softmax of a masked score would). The sums run in 8 partial sums,
@@ -461,11 +560,7 @@ pub fn softmax_rows(x: &[f32], n: usize) -> Vec<f32> {
 #[inline(always)]
 fn softmax_rows_in_place_body<const F: bool>(y: &mut [f32], n: usize, first: usize, t: usize) {
     for (i, row) in y.chunks_exact_mut(n).enumerate() {
-        let visible = if t == 0 {
-            n
-        } else {
-            ((first + i) % t + 1).min(n)
-        };
+        let visible = visible(n, first + i, t);
         let (row, masked) = row.split_at_mut(visible);
         masked.fill(0.0);
         let split = visible - visible % 8;

@@ -15,8 +15,10 @@
 use smallvec::smallvec;
 
 use crate::autodiff::record;
+use std::mem::MaybeUninit;
+
 use crate::error::{bail, Result};
-use crate::kernels::gemm::{sgemm, MatMut, MatRef};
+use crate::kernels::gemm::{sgemm, transpose, MatMut, MatRef};
 use crate::kernels::vmath;
 use crate::tensor::{Buffer, Shape, Tensor};
 
@@ -41,21 +43,119 @@ struct Heads {
     d: usize,
 }
 
+/// Where one of Q, K and V (or its gradient) lives in its buffer: the buffer is `[B, L, ld]` and
+/// holds it in the `E` columns from `col` on. Apart, `ld = E` and `col = 0`; packed side by side
+/// by one projection, `ld = 3E` and `col` is 0, `E` or `2E`.
+#[derive(Clone, Copy)]
+struct Place {
+    ld: usize,
+    col: usize,
+}
+
+/// Q, K and V of one call: each one's data and where it is in it.
+struct Inputs<'a> {
+    q: (&'a [f32], Place),
+    k: (&'a [f32], Place),
+    v: (&'a [f32], Place),
+}
+
+impl<'a> Inputs<'a> {
+    /// Q, K and V in buffers of their own, each `[B, L, E]`.
+    fn apart(q: &'a [f32], k: &'a [f32], v: &'a [f32], e: usize) -> Inputs<'a> {
+        let alone = Place { ld: e, col: 0 };
+        Inputs {
+            q: (q, alone),
+            k: (k, alone),
+            v: (v, alone),
+        }
+    }
+
+    /// Q, K and V side by side in one `[B, L, 3E]` buffer.
+    fn packed(x: &'a [f32], e: usize) -> Inputs<'a> {
+        let at = |col| (x, Place { ld: 3 * e, col });
+        Inputs {
+            q: at(0),
+            k: at(e),
+            v: at(2 * e),
+        }
+    }
+}
+
+/// The buffers the backward pass writes dQ, dK and dV into, not zeroed first unless some of
+/// their rows are never written (see [`Heads::grad_buffer`]).
+enum Grads {
+    /// One buffer per input, `None` for a gradient not wanted.
+    Apart([Option<Vec<Out>>; 3]),
+    /// One `[B, T, 3E]` buffer for a packed input: all three are wanted.
+    Packed(Vec<Out>),
+}
+
+/// An element of a buffer written before it is read.
+type Out = MaybeUninit<f32>;
+
+impl Grads {
+    /// The buffer that gradient `which` (0 = dQ, 1 = dK, 2 = dV) is written into, with its place,
+    /// or `None` when it is not wanted.
+    fn target(&mut self, which: usize, e: usize) -> Option<(&mut [Out], Place)> {
+        match self {
+            Grads::Apart(g) => g[which]
+                .as_deref_mut()
+                .map(|buf| (buf, Place { ld: e, col: 0 })),
+            Grads::Packed(buf) => Some((
+                buf,
+                Place {
+                    ld: 3 * e,
+                    col: which * e,
+                },
+            )),
+        }
+    }
+
+    fn wants(&self, which: usize) -> bool {
+        match self {
+            Grads::Apart(g) => g[which].is_some(),
+            Grads::Packed(_) => true,
+        }
+    }
+}
+
+/// `len` elements not written yet.
+fn uninit(len: usize) -> Vec<Out> {
+    let mut v = Vec::with_capacity(len);
+    // SAFETY: `MaybeUninit` needs no initialisation, and the capacity is `len`.
+    unsafe { v.set_len(len) };
+    v
+}
+
+/// The floats of a buffer every element of which has been written.
+///
+/// # Safety
+/// Every element of `v` has been written.
+unsafe fn into_floats(v: Vec<Out>) -> Vec<f32> {
+    let mut v = std::mem::ManuallyDrop::new(v);
+    // SAFETY: `MaybeUninit<f32>` has `f32`'s layout (so the allocation's is the same), and the
+    // caller promises every element holds a float; `v` is not dropped, so the allocation has one
+    // owner.
+    unsafe { Vec::from_raw_parts(v.as_mut_ptr().cast::<f32>(), v.len(), v.capacity()) }
+}
+
 impl Heads {
-    /// Head `h` of batch entry `bi` of a `[B, L, E]` tensor's data, as an `L × D` view.
-    fn view<'a>(&self, x: &'a [f32], bi: usize, h: usize, len: usize) -> MatRef<'a> {
+    /// Head `h` of batch entry `bi` of a `[B, L, ld]` buffer holding an input at `at`, as an
+    /// `L × D` view.
+    fn view<'a>(&self, (x, at): (&'a [f32], Place), bi: usize, h: usize, len: usize) -> MatRef<'a> {
         MatRef {
-            data: &x[bi * len * self.e + h * self.d..],
+            data: &x[bi * len * at.ld + at.col + h * self.d..],
             rows: len,
             cols: self.d,
-            row_stride: self.e,
+            row_stride: at.ld,
             col_stride: 1,
         }
     }
 
-    /// The same head of batch entry `bi`'s own block (`[L, E]`) of an output, as a writable view.
-    fn view_mut<'a>(&self, block: &'a mut [f32], h: usize, len: usize) -> MatMut<'a> {
-        MatMut::strided(&mut block[h * self.d..], len, self.d, self.e)
+    /// The same head of batch entry `bi`'s own block (`[L, ld]`) of an output, as a view for a
+    /// product to write (with beta = 0).
+    fn view_mut<'a>(&self, block: &'a mut [Out], at: Place, h: usize, len: usize) -> MatMut<'a> {
+        MatMut::uninit(&mut block[at.col + h * self.d..], len, self.d, at.ld)
     }
 
     /// The blocks of queries the products are split into, each with the keys it sees: with
@@ -91,10 +191,148 @@ impl Heads {
     /// Runs `f(bi, block)` over batch entries, each owning `size` elements of `out`, across the
     /// engine's pool when the work is large enough (each entry is computed the same way either
     /// way).
-    fn per_entry(&self, out: &mut [f32], size: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
+    fn per_entry(&self, out: &mut [Out], size: usize, f: impl Fn(usize, &mut [Out]) + Sync) {
         let work = self.b * self.h * self.t * self.s * self.d;
         let parallel = self.b > 1 && crate::threads::worth_splitting(work, 1 << 21);
         crate::threads::for_each_block(out, size, parallel, f);
+    }
+
+    /// The buffer for dK or dV (`[B, S, ld]`), or dQ (`[B, T, ld]`, `keys = false`): not zeroed,
+    /// unless some keys' rows will not be written (causal, with keys no query sees).
+    fn grad_buffer(&self, causal: bool, keys: bool, ld: usize) -> Vec<Out> {
+        let len = self.b * if keys { self.s } else { self.t } * ld;
+        if keys && causal && self.s > self.t {
+            vec![MaybeUninit::new(0.0); len]
+        } else {
+            uninit(len)
+        }
+    }
+
+    fn scale(&self) -> f32 {
+        1.0 / (self.d as f32).sqrt()
+    }
+
+    /// The forward pass: the output `[B, T, E]` and the attention weights `[B, H, T, S]`.
+    fn forward(&self, causal: bool, x: &Inputs) -> (Vec<f32>, Vec<f32>) {
+        let Heads { b, t, s, e, h, d } = *self;
+        let scale = self.scale();
+        let causal_t = if causal { t } else { 0 };
+        // Per head: the scores, scaled in the GEMM, then normalised row by row while they are
+        // in cache. With `causal`, only the blocks on or below the diagonal are computed; the
+        // softmax writes the rest (0) without reading it.
+        let blocks = self.blocks(causal);
+        let mut p = uninit(b * h * t * s);
+        self.per_entry(&mut p, h * t * s, |bi, blk| {
+            // Kᵀ, transposed once per head for all the blocks of queries (each product reads it
+            // in place rather than packing it again).
+            let mut kt = vec![0.0; d * s];
+            for (hi, scores) in blk.chunks_exact_mut(t * s).enumerate() {
+                let qm = self.view(x.q, bi, hi, t);
+                transpose(self.view(x.k, bi, hi, s), &mut kt);
+                let kt = MatRef::row_major(&kt, d, s);
+                for &(r0, r1, keys) in &blocks {
+                    let out = MatMut::uninit(&mut *scores, t, s, s).sub(r0..r1, 0..keys);
+                    sgemm(scale, qm.sub(r0..r1, 0..d), kt.sub(0..d, 0..keys), 0.0, out);
+                }
+                // SAFETY: the products wrote, for each block of queries, the keys up to the last
+                // one its last query sees: every entry each row's query sees.
+                unsafe { vmath::softmax_rows_uninit(scores, s, causal_t) };
+            }
+        });
+        // SAFETY: each head's softmax wrote every entry of its rows.
+        let p = unsafe { into_floats(p) };
+        let mut out = uninit(b * t * e);
+        let alone = Place { ld: e, col: 0 };
+        self.per_entry(&mut out, t * e, |bi, blk| {
+            for hi in 0..h {
+                let pm = MatRef::row_major(&p[(bi * h + hi) * t * s..][..t * s], t, s);
+                let vm = self.view(x.v, bi, hi, s);
+                // Rows r0..r1 of P·V: P's entries past key `keys` are 0.
+                for &(r0, r1, keys) in &blocks {
+                    let pm = pm.sub(r0..r1, 0..keys);
+                    let out = self.view_mut(blk, alone, hi, t).sub(r0..r1, 0..d);
+                    sgemm(1.0, pm, vm.sub(0..keys, 0..d), 0.0, out);
+                }
+            }
+        });
+        // SAFETY: the blocks of queries cover every row, the heads every column.
+        (unsafe { into_floats(out) }, p)
+    }
+
+    /// The backward pass from the output's gradient `g` and the weights `p`, into `grads`.
+    fn backward(&self, causal: bool, x: &Inputs, p: &[f32], g: &[f32], grads: &mut Grads) {
+        let Heads { b, t, s, e, h, d } = *self;
+        let scale = self.scale();
+        let (blocks, key_blocks) = (self.blocks(causal), self.key_blocks(causal));
+        let g = (g, Place { ld: e, col: 0 });
+        // dV = Pᵀ·dOut, per head.
+        if let Some((dv, at)) = grads.target(2, e) {
+            self.per_entry(dv, s * at.ld, |bi, blk| {
+                for hi in 0..h {
+                    let pm = MatRef::row_major(&p[(bi * h + hi) * t * s..][..t * s], t, s);
+                    let gm = self.view(g, bi, hi, t);
+                    for &(c0, c1, q0) in &key_blocks {
+                        // Pᵀ rows c0..c1 over queries q0..t.
+                        let pm = pm.sub(q0..t, c0..c1);
+                        let out = self.view_mut(blk, at, hi, s).sub(c0..c1, 0..d);
+                        sgemm(1.0, pm.t(), gm.sub(q0..t, 0..d), 0.0, out);
+                    }
+                }
+            });
+        }
+        if !grads.wants(0) && !grads.wants(1) {
+            return;
+        }
+        // dP = dOut·Vᵀ, then through the softmax in place, per head while it is in cache: dS.
+        // Entries above the diagonal are not computed: their P is 0, so is their dS (which the
+        // softmax's backward writes without reading them).
+        let causal_t = if causal { t } else { 0 };
+        let mut ds = uninit(b * h * t * s);
+        self.per_entry(&mut ds, h * t * s, |bi, blk| {
+            let mut vt = vec![0.0; d * s];
+            for (hi, dsh) in blk.chunks_exact_mut(t * s).enumerate() {
+                let gm = self.view(g, bi, hi, t);
+                transpose(self.view(x.v, bi, hi, s), &mut vt);
+                let vt = MatRef::row_major(&vt, d, s);
+                for &(r0, r1, keys) in &blocks {
+                    let out = MatMut::uninit(&mut *dsh, t, s, s).sub(r0..r1, 0..keys);
+                    sgemm(1.0, gm.sub(r0..r1, 0..d), vt.sub(0..d, 0..keys), 0.0, out);
+                }
+                let ph = &p[(bi * h + hi) * t * s..][..t * s];
+                // SAFETY: as for the scores in `forward`, the products wrote every entry each
+                // row's query sees.
+                unsafe { vmath::softmax_backward_rows_uninit(ph, dsh, s, causal_t) };
+            }
+        });
+        // SAFETY: each head's softmax backward wrote every entry of its rows.
+        let ds = unsafe { into_floats(ds) };
+        let dsm =
+            |bi: usize, hi: usize| MatRef::row_major(&ds[(bi * h + hi) * t * s..][..t * s], t, s);
+        // dQ = scale · dS·K and dK = scale · dSᵀ·Q.
+        if let Some((dq, at)) = grads.target(0, e) {
+            self.per_entry(dq, t * at.ld, |bi, blk| {
+                for hi in 0..h {
+                    let km = self.view(x.k, bi, hi, s);
+                    for &(r0, r1, keys) in &blocks {
+                        let ds = dsm(bi, hi).sub(r0..r1, 0..keys);
+                        let out = self.view_mut(blk, at, hi, t).sub(r0..r1, 0..d);
+                        sgemm(scale, ds, km.sub(0..keys, 0..d), 0.0, out);
+                    }
+                }
+            });
+        }
+        if let Some((dk, at)) = grads.target(1, e) {
+            self.per_entry(dk, s * at.ld, |bi, blk| {
+                for hi in 0..h {
+                    let qm = self.view(x.q, bi, hi, t);
+                    for &(c0, c1, q0) in &key_blocks {
+                        let ds = dsm(bi, hi).sub(q0..t, c0..c1);
+                        let out = self.view_mut(blk, at, hi, s).sub(c0..c1, 0..d);
+                        sgemm(scale, ds.t(), qm.sub(q0..t, 0..d), 0.0, out);
+                    }
+                }
+            });
+        }
     }
 }
 
@@ -111,161 +349,136 @@ impl Tensor {
         heads: usize,
         causal: bool,
     ) -> Result<(Tensor, Tensor)> {
+        const OP: &str = "multi_head_attention";
         let (q, k, v) = (self.dims(), key.dims(), value.dims());
         if q.len() != 3 || k.len() != 3 || v.len() != 3 || k != v || q[0] != k[0] || q[2] != k[2] {
             bail!(
-                "multi_head_attention",
+                OP,
                 "expects query [B, T, E] and key, value [B, S, E], got {}, {} and {}",
                 self.shape(),
                 key.shape(),
                 value.shape()
             );
         }
-        if k[1] == 0 || q[2] == 0 {
-            bail!(
-                "multi_head_attention",
-                "needs at least one key position and a non-zero width, got query {} and key {}",
-                self.shape(),
-                key.shape()
-            );
-        }
-        if heads == 0 || q[2] % heads != 0 {
-            bail!(
-                "multi_head_attention",
-                "width {} does not split into {heads} heads",
-                q[2]
-            );
-        }
-        let geo = Heads {
-            b: q[0],
-            t: q[1],
-            s: k[1],
-            e: q[2],
-            h: heads,
-            d: q[2] / heads,
-        };
-        let Heads { b, t, s, e, h, d } = geo;
-        crate::tensor::budget::check("multi_head_attention", &[b, h, t, s])?;
-        let scale = 1.0 / (d as f32).sqrt();
+        let geo = Heads::checked(OP, q[0], q[1], k[1], q[2], heads)?;
         let (qd, kd, vd) = (self.data(), key.data(), value.data());
-        // Scores, scaled in the GEMM, then masked, then normalised row by row.
-        // With `causal`, only the blocks on or below the diagonal are computed; the rest stay 0
-        // (and are neither read nor needed: the softmax zeroes them).
-        let blocks = geo.blocks(causal);
-        let mut p = vec![0.0; b * h * t * s];
-        geo.per_entry(&mut p, h * t * s, |bi, blk| {
-            for (hi, scores) in blk.chunks_exact_mut(t * s).enumerate() {
-                let (qm, km) = (geo.view(&qd, bi, hi, t), geo.view(&kd, bi, hi, s));
-                for &(r0, r1, keys) in &blocks {
-                    let out = MatMut::row_major(scores, t, s).sub(r0..r1, 0..keys);
-                    let km = km.sub(0..keys, 0..d);
-                    sgemm(scale, qm.sub(r0..r1, 0..d), km.t(), 0.0, out);
-                }
-            }
-        });
-        // Normalised in place; with `causal`, query i sees keys 0..=i (the rest become 0).
-        vmath::softmax_rows_in_place(&mut p, s, if causal { t } else { 0 });
-        let mut out = vec![0.0; b * t * e];
-        let p_ref = &p;
-        let blocks_ref = &blocks;
-        geo.per_entry(&mut out, t * e, |bi, blk| {
-            for hi in 0..h {
-                let pm = MatRef::row_major(&p_ref[(bi * h + hi) * t * s..][..t * s], t, s);
-                let vm = geo.view(&vd, bi, hi, s);
-                // Rows r0..r1 of P·V: P's entries past key `keys` are 0.
-                for &(r0, r1, keys) in blocks_ref {
-                    let pm = pm.sub(r0..r1, 0..keys);
-                    let out = geo.view_mut(blk, hi, t).sub(r0..r1, 0..d);
-                    sgemm(1.0, pm, vm.sub(0..keys, 0..d), 0.0, out);
-                }
-            }
-        });
+        let (out, p) = geo.forward(causal, &Inputs::apart(&qd, &kd, &vd, geo.e));
         // The weights are returned for inspection and kept (shared, not copied) for the backward.
-        let weights = Tensor::from_data(p, Shape::new(&[b, h, t, s]));
+        let weights = Tensor::from_data(p, Shape::new(&[geo.b, heads, geo.t, geo.s]));
         let kept = weights.clone();
         let (sq, sk) = (self.shape().clone(), key.shape().clone());
         let out = record(
-            "multi_head_attention",
+            OP,
             Buffer::new(out),
             sq.clone(),
             &[self, key, value],
             move || {
                 move |g: &Tensor, needs: &[bool]| {
-                    let (g, p) = (g.data(), kept.data());
-                    let (blocks, key_blocks) = (geo.blocks(causal), geo.key_blocks(causal));
-                    // dV = Pᵀ·dOut, per head.
-                    let dv = needs[2].then(|| {
-                        let mut dv = vec![0.0; b * s * e];
-                        geo.per_entry(&mut dv, s * e, |bi, blk| {
-                            for hi in 0..h {
-                                let pm =
-                                    MatRef::row_major(&p[(bi * h + hi) * t * s..][..t * s], t, s);
-                                let gm = geo.view(&g, bi, hi, t);
-                                for &(c0, c1, q0) in &key_blocks {
-                                    // Pᵀ rows c0..c1 over queries q0..t.
-                                    let pm = pm.sub(q0..t, c0..c1);
-                                    let out = geo.view_mut(blk, hi, s).sub(c0..c1, 0..d);
-                                    sgemm(1.0, pm.t(), gm.sub(q0..t, 0..d), 0.0, out);
-                                }
-                            }
-                        });
-                        Tensor::from_data(dv, sk.clone())
-                    });
-                    if !needs[0] && !needs[1] {
-                        return Ok(smallvec![None, None, dv]);
-                    }
-                    // dP = dOut·Vᵀ, then through the softmax (masked entries have P = 0, so
-                    // their gradient is 0).
-                    let mut dp = vec![0.0; b * h * t * s];
-                    geo.per_entry(&mut dp, h * t * s, |bi, blk| {
-                        for (hi, dph) in blk.chunks_exact_mut(t * s).enumerate() {
-                            let gm = geo.view(&g, bi, hi, t);
-                            let vm = geo.view(&vd, bi, hi, s);
-                            // Entries above the diagonal stay 0: their P is 0, so is their dS.
-                            for &(r0, r1, keys) in &blocks {
-                                let out = MatMut::row_major(dph, t, s).sub(r0..r1, 0..keys);
-                                let vm = vm.sub(0..keys, 0..d);
-                                sgemm(1.0, gm.sub(r0..r1, 0..d), vm.t(), 0.0, out);
-                            }
-                        }
-                    });
-                    let ds = vmath::softmax_backward_rows(&p, &dp, s);
-                    let dsm = |bi: usize, hi: usize| {
-                        MatRef::row_major(&ds[(bi * h + hi) * t * s..][..t * s], t, s)
+                    let e = geo.e;
+                    let want =
+                        |i: usize, keys: bool| needs[i].then(|| geo.grad_buffer(causal, keys, e));
+                    let mut grads = Grads::Apart([want(0, false), want(1, true), want(2, true)]);
+                    let x = Inputs::apart(&qd, &kd, &vd, e);
+                    geo.backward(causal, &x, &kept.data(), &g.data(), &mut grads);
+                    let Grads::Apart([dq, dk, dv]) = grads else {
+                        unreachable!("the gradients were made apart")
                     };
-                    // dQ = scale · dS·K and dK = scale · dSᵀ·Q.
-                    let dq = needs[0].then(|| {
-                        let mut dq = vec![0.0; b * t * e];
-                        geo.per_entry(&mut dq, t * e, |bi, blk| {
-                            for hi in 0..h {
-                                let km = geo.view(&kd, bi, hi, s);
-                                for &(r0, r1, keys) in &blocks {
-                                    let ds = dsm(bi, hi).sub(r0..r1, 0..keys);
-                                    let out = geo.view_mut(blk, hi, t).sub(r0..r1, 0..d);
-                                    sgemm(scale, ds, km.sub(0..keys, 0..d), 0.0, out);
-                                }
-                            }
-                        });
-                        Tensor::from_data(dq, sq.clone())
-                    });
-                    let dk = needs[1].then(|| {
-                        let mut dk = vec![0.0; b * s * e];
-                        geo.per_entry(&mut dk, s * e, |bi, blk| {
-                            for hi in 0..h {
-                                let qm = geo.view(&qd, bi, hi, t);
-                                for &(c0, c1, q0) in &key_blocks {
-                                    let ds = dsm(bi, hi).sub(q0..t, c0..c1);
-                                    let out = geo.view_mut(blk, hi, s).sub(c0..c1, 0..d);
-                                    sgemm(scale, ds.t(), qm.sub(q0..t, 0..d), 0.0, out);
-                                }
-                            }
-                        });
-                        Tensor::from_data(dk, sk.clone())
-                    });
-                    Ok(smallvec![dq, dk, dv])
+                    // SAFETY: `backward` wrote every element of each gradient it was given:
+                    // dQ's rows (the blocks of queries cover them) and columns (the heads), and
+                    // the rows of dK and dV of keys some query sees (`grad_buffer` zeroed the
+                    // others').
+                    let done =
+                        |x: Vec<Out>, shape| Tensor::from_data(unsafe { into_floats(x) }, shape);
+                    Ok(smallvec![
+                        dq.map(|x| done(x, sq)),
+                        dk.map(|x| done(x, sk.clone())),
+                        dv.map(|x| done(x, sk)),
+                    ])
                 }
             },
         );
         Ok((out, weights))
+    }
+
+    /// Multi-head attention of a sequence over itself, with its queries, keys and values side by
+    /// side in `self`, `[B, T, 3E]`: Q in columns `0..E`, K in `E..2E`, V in `2E..3E`, as one
+    /// projection by the stacked weights `[3E, E]` makes them (PyTorch's `in_proj_weight`).
+    /// Equal to `q.multi_head_attention(&k, &v, heads, causal)` on the three parts, but the heads
+    /// are read from `self` in place and the gradient is one `[B, T, 3E]` tensor, so the
+    /// projection before it is one product forward and one backward instead of three each.
+    pub fn multi_head_self_attention(
+        &self,
+        heads: usize,
+        causal: bool,
+    ) -> Result<(Tensor, Tensor)> {
+        const OP: &str = "multi_head_self_attention";
+        let x = self.dims();
+        if x.len() != 3 || !x[2].is_multiple_of(3) {
+            bail!(
+                OP,
+                "expects queries, keys and values side by side, [B, T, 3E], got {}",
+                self.shape()
+            );
+        }
+        let geo = Heads::checked(OP, x[0], x[1], x[1], x[2] / 3, heads)?;
+        let xd = self.data();
+        let e = geo.e;
+        let (out, p) = geo.forward(causal, &Inputs::packed(&xd, e));
+        let weights = Tensor::from_data(p, Shape::new(&[geo.b, heads, geo.t, geo.s]));
+        let kept = weights.clone();
+        let sx = self.shape().clone();
+        let out_shape = Shape::new(&[geo.b, geo.t, e]);
+        let out = record(OP, Buffer::new(out), out_shape, &[self], move || {
+            move |g: &Tensor, _: &[bool]| {
+                // Every key is seen (T = S), so every row is written.
+                let mut grads = Grads::Packed(uninit(sx.numel()));
+                geo.backward(
+                    causal,
+                    &Inputs::packed(&xd, e),
+                    &kept.data(),
+                    &g.data(),
+                    &mut grads,
+                );
+                let Grads::Packed(dx) = grads else {
+                    unreachable!("the gradient was made packed")
+                };
+                // SAFETY: `backward` wrote dQ, dK and dV, every row and head of each: all of `dx`.
+                let dx = unsafe { into_floats(dx) };
+                Ok(smallvec![Some(Tensor::from_data(dx, sx))])
+            }
+        });
+        Ok((out, weights))
+    }
+}
+
+impl Heads {
+    /// The geometry of `b` sequences of `t` queries over `s` keys, `e` wide, in `heads` heads;
+    /// an error naming `op` when there is nothing to attend to or the heads do not divide `e`.
+    fn checked(
+        op: &'static str,
+        b: usize,
+        t: usize,
+        s: usize,
+        e: usize,
+        heads: usize,
+    ) -> Result<Heads> {
+        if s == 0 || e == 0 {
+            bail!(
+                op,
+                "needs at least one key position and a non-zero width, got {s} keys of width {e}"
+            );
+        }
+        if heads == 0 || !e.is_multiple_of(heads) {
+            bail!(op, "width {e} does not split into {heads} heads");
+        }
+        crate::tensor::budget::check(op, &[b, heads, t, s])?;
+        Ok(Heads {
+            b,
+            t,
+            s,
+            e,
+            h: heads,
+            d: e / heads,
+        })
     }
 }
