@@ -144,6 +144,55 @@ fn softmax_rows_sum_to_one_and_match_f64() {
     }
 }
 
+/// Log-softmax rows and their backward pass against f64, rows of every length class around the
+/// 8-lane blocks, enough rows to be split across the pool; a row with −∞ (a masked class) keeps
+/// it, and gives it no gradient.
+#[test]
+fn log_softmax_rows_and_backward_match_f64() {
+    for n in [1usize, 7, 8, 9, 65] {
+        let mut x: Vec<f32> = (0..n * 2000)
+            .map(|i| ((i * 7919) % 1000) as f32 / 25.0 - 20.0)
+            .collect();
+        if n > 1 {
+            x[1] = f32::NEG_INFINITY;
+        }
+        let g: Vec<f32> = (0..x.len())
+            .map(|i| ((i * 104_729) % 997) as f32 / 500.0 - 1.0)
+            .collect();
+        for isa in isas() {
+            let (y, dx) = with_isa(isa, || {
+                let y = vmath::log_softmax_rows(&x, n);
+                let dx = vmath::log_softmax_backward_rows(&y, &g, n);
+                (y, dx)
+            })
+            .unwrap();
+            for (r, ((xr, yr), (gr, dr))) in x
+                .chunks(n)
+                .zip(y.chunks(n))
+                .zip(g.chunks(n).zip(dx.chunks(n)))
+                .enumerate()
+            {
+                let m = xr.iter().fold(f64::NEG_INFINITY, |a, &b| a.max(b as f64));
+                let lse = m + xr.iter().map(|&v| (v as f64 - m).exp()).sum::<f64>().ln();
+                let total: f64 = gr.iter().map(|&v| v as f64).sum();
+                for j in 0..n {
+                    let want = xr[j] as f64 - lse;
+                    if want == f64::NEG_INFINITY {
+                        assert_eq!(yr[j], f32::NEG_INFINITY, "{isa:?} n {n} row {r}");
+                        assert_eq!(dr[j], gr[j], "{isa:?} n {n} row {r}: no gradient to −∞");
+                        continue;
+                    }
+                    let ok = (yr[j] as f64 - want).abs() < 2e-6 * (1.0 + want.abs());
+                    assert!(ok, "{isa:?} n {n} row {r} [{j}]: {} vs {want}", yr[j]);
+                    let dwant = gr[j] as f64 - want.exp() * total;
+                    let ok = (dr[j] as f64 - dwant).abs() < 1e-5 * (1.0 + dwant.abs());
+                    assert!(ok, "{isa:?} n {n} row {r} [{j}]: d {} vs {dwant}", dr[j]);
+                }
+            }
+        }
+    }
+}
+
 /// The in-place softmax of attention scores: each row against f64, over its visible prefix when
 /// causal (query `r % t` sees entries `0..=r % t`, the rest exactly 0), with rows of every length
 /// class (tails of 0-7 past the 8-lane blocks), enough rows to be split across the pool, and the

@@ -442,6 +442,105 @@ dispatch!(
     softmax_backward_rows_body
 );
 
+/// `y = x − log Σ exp x` along each row of `n` (the maximum taken out first), every element of
+/// `y` written. The sums run in 8 partial sums, a fixed order whatever the instruction set; the
+/// one logarithm per row is the scalar `ln`.
+#[inline(always)]
+fn log_softmax_rows_body<const F: bool>(x: &[f32], y: &mut [Out], n: usize) {
+    assert!(y.len() == x.len() && x.len().is_multiple_of(n));
+    for (x, y) in x.chunks_exact(n).zip(y.chunks_exact_mut(n)) {
+        let split = n - n % 8;
+        let mut m = [f32::NEG_INFINITY; 8];
+        for c in x[..split].chunks_exact(8) {
+            for k in 0..8 {
+                m[k] = if c[k] > m[k] { c[k] } else { m[k] };
+            }
+        }
+        let max = m
+            .iter()
+            .chain(&x[split..])
+            .fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+        let mut acc = [0.0f32; 8];
+        for c in x[..split].chunks_exact(8) {
+            for k in 0..8 {
+                acc[k] += exp_nonpositive1::<F>(c[k] - max);
+            }
+        }
+        let mut sum: f32 = x[split..]
+            .iter()
+            .map(|&v| exp_nonpositive1::<F>(v - max))
+            .sum();
+        sum += ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+        let lse = max + sum.ln();
+        for (y, &v) in y.iter_mut().zip(x) {
+            y.write(v - lse);
+        }
+    }
+}
+dispatch!(
+    fma log_softmax_rows_chunk,
+    (x: &[f32], y: &mut [Out], n: usize),
+    log_softmax_rows_body
+);
+
+/// Log-softmax along each contiguous row of length `n`: `x − log Σ exp x`, without forming the
+/// softmax.
+pub fn log_softmax_rows(x: &[f32], n: usize) -> Vec<f32> {
+    assert!(
+        n > 0 && x.len().is_multiple_of(n),
+        "log_softmax_rows: {} is not a whole number of rows of {n}",
+        x.len()
+    );
+    // SAFETY: `log_softmax_rows_body` writes every element of its piece (whole rows, as long as
+    // their input).
+    unsafe { fill(x.len(), n, |y, r| log_softmax_rows_chunk(&x[r], y, n)) }
+}
+
+/// Log-softmax's backward pass along each row of `n`, given its output `y`:
+/// `dx = g − exp(y) Σ g`, the sums in 8 partial sums.
+#[inline(always)]
+fn log_softmax_backward_rows_body<const F: bool>(y: &[f32], g: &[f32], dx: &mut [Out], n: usize) {
+    assert!(dx.len() == y.len() && g.len() == y.len() && y.len().is_multiple_of(n));
+    for ((y, g), dx) in y
+        .chunks_exact(n)
+        .zip(g.chunks_exact(n))
+        .zip(dx.chunks_exact_mut(n))
+    {
+        let split = n - n % 8;
+        let mut acc = [0.0f32; 8];
+        for c in g[..split].chunks_exact(8) {
+            for k in 0..8 {
+                acc[k] += c[k];
+            }
+        }
+        let mut total: f32 = g[split..].iter().sum();
+        total += ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+        // A log-probability is ≤ 0 (or NaN), the exponential's domain here.
+        for ((d, &y), &g) in dx.iter_mut().zip(y).zip(g) {
+            d.write(g - exp_nonpositive1::<F>(y) * total);
+        }
+    }
+}
+dispatch!(
+    fma log_softmax_backward_rows_chunk,
+    (y: &[f32], g: &[f32], dx: &mut [Out], n: usize),
+    log_softmax_backward_rows_body
+);
+
+/// [`log_softmax_rows`]' backward pass, given its output `y` and the output's gradient `g`.
+pub fn log_softmax_backward_rows(y: &[f32], g: &[f32], n: usize) -> Vec<f32> {
+    assert!(
+        n > 0 && y.len().is_multiple_of(n) && g.len() == y.len(),
+        "log_softmax_backward_rows: bad lengths"
+    );
+    // SAFETY: the body writes every element of its piece (whole rows).
+    unsafe {
+        fill(y.len(), n, |d, r| {
+            log_softmax_backward_rows_chunk(&y[r.clone()], &g[r], d, n)
+        })
+    }
+}
+
 /// Softmax along each contiguous row of length `n`.
 pub fn softmax_rows(x: &[f32], n: usize) -> Vec<f32> {
     assert!(
