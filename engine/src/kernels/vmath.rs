@@ -739,7 +739,19 @@ pub fn softmax_backward_rows(y: &[f32], g: &[f32], n: usize) -> Vec<f32> {
 
 #[inline(always)]
 fn add_rows_body(dst: &mut [f32], rows: &[f32]) {
-    for row in rows.chunks_exact(dst.len()) {
+    // Four rows per pass over `dst`, added pairwise first: a quarter of the loads and stores of
+    // `dst` (on Zen 1 one 128-bit store a cycle: the stores were the bound, not reading `rows`).
+    let n = dst.len();
+    let mut blocks = rows.chunks_exact(4 * n);
+    for block in &mut blocks {
+        let (r01, r23) = block.split_at(2 * n);
+        let (r0, r1) = r01.split_at(n);
+        let (r2, r3) = r23.split_at(n);
+        for ((((d, &a), &b), &c), &e) in dst.iter_mut().zip(r0).zip(r1).zip(r2).zip(r3) {
+            *d += (a + b) + (c + e);
+        }
+    }
+    for row in blocks.remainder().chunks_exact(n) {
         for (d, &s) in dst.iter_mut().zip(row) {
             *d += s;
         }
@@ -747,8 +759,10 @@ fn add_rows_body(dst: &mut [f32], rows: &[f32]) {
 }
 dispatch!(add_rows_chunk, (dst: &mut [f32], rows: &[f32]), add_rows_body);
 
-/// Adds each contiguous row of `rows` (rows as long as `dst`) into `dst`, in order: a bias's
-/// gradient (the column sums of the output gradient), or one gradient into another.
+/// Adds each contiguous row of `rows` (rows as long as `dst`) into `dst`: a bias's gradient (the
+/// column sums of the output gradient), or one gradient into another. The rows are taken four
+/// at a time, added pairwise, then into `dst`, in order: a fixed order whatever the instruction
+/// set or thread count.
 pub fn add_rows(dst: &mut [f32], rows: &[f32]) {
     assert!(
         rows.is_empty() || (!dst.is_empty() && rows.len().is_multiple_of(dst.len())),

@@ -260,6 +260,13 @@ impl Tensor {
                     // wanted.
                     bail!("linear_gelu", "the fused form has no backward pass");
                 }
+                // The bias's gradient first, while G (just written by the op after this one)
+                // is still in cache: it reads G once more, at memory speed after the products.
+                let gb = (needs.len() == 3 && needs[2]).then(|| {
+                    let mut gb = vec![0.0; out_f];
+                    crate::kernels::vmath::add_rows(&mut gb, g);
+                    Tensor::from_data(gb, Shape::new(&[out_f]))
+                });
                 let gm = MatRef::row_major(g, m, out_f);
                 let gx = needs[0].then(|| {
                     let w = MatRef::row_major(&w, out_f, k);
@@ -271,11 +278,6 @@ impl Tensor {
                 });
                 let mut grads: crate::autodiff::Grads = smallvec![gx, gw];
                 if needs.len() == 3 {
-                    let gb = needs[2].then(|| {
-                        let mut gb = vec![0.0; out_f];
-                        crate::kernels::vmath::add_rows(&mut gb, g);
-                        Tensor::from_data(gb, Shape::new(&[out_f]))
-                    });
                     grads.push(gb);
                 }
                 Ok(grads)
