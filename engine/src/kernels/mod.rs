@@ -108,6 +108,40 @@ mod tests {
             .chain(&stats)
             .chain(&norm_back)
             .all(|v| v.is_finite()));
+        // Attention's score rows, written only where each query sees (4 queries of 6 keys,
+        // causal): Miri fails if the softmax or its backward read an entry not written.
+        let (t, n) = (4, 6);
+        let mut scores = vec![std::mem::MaybeUninit::<f32>::uninit(); t * n];
+        let mut dscores = scores.clone();
+        for r in 0..t {
+            for j in 0..=r {
+                scores[r * n + j].write(x[r * n + j]);
+                dscores[r * n + j].write(x[r + j]);
+            }
+        }
+        // SAFETY: entries 0..=r of each row r were written above.
+        let p = unsafe { super::vmath::softmax_rows_uninit(&mut scores, n, t) }.to_vec();
+        unsafe { super::vmath::softmax_backward_rows_uninit(&p, &mut dscores, n, t) };
+        // SAFETY: the backward pass wrote every entry (the unseen ones 0).
+        let ds: Vec<f32> = dscores.iter().map(|v| unsafe { v.assume_init() }).collect();
+        assert!(p.iter().chain(&ds).all(|v| v.is_finite()));
+        assert_eq!((p[1], ds[1]), (0.0, 0.0));
+        let log_p = super::vmath::log_softmax_rows(&x[..36], 9);
+        let log_back = super::vmath::log_softmax_backward_rows(&log_p, &x[..36], 9);
+        assert!(log_p.iter().chain(&log_back).all(|v| v.is_finite()));
+        // Attention's Kᵀ: a strided row-major source (4 rows of 5, 9 apart), transposed.
+        let mut kt = vec![0.0; 20];
+        super::gemm::transpose(
+            MatRef {
+                data: &x,
+                rows: 4,
+                cols: 5,
+                row_stride: 9,
+                col_stride: 1,
+            },
+            &mut kt,
+        );
+        assert!((0..4).all(|i| (0..5).all(|p| kt[p * 4 + i] == x[i * 9 + p])));
         super::prefetch::prefetch(&x);
         super::fp::set_flush_denormal_on_this_thread(false);
     }
