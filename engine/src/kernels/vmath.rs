@@ -564,6 +564,17 @@ fn visible(n: usize, row: usize, t: usize) -> usize {
     }
 }
 
+/// `visible` rounded up to a whole number of 8-lane vectors when that stays inside a row of `n`.
+#[inline(always)]
+fn padded(visible: usize, n: usize) -> usize {
+    let up = visible.next_multiple_of(8);
+    if up <= n {
+        up
+    } else {
+        visible
+    }
+}
+
 /// Writes 0 into the entries of each row of `y` (rows of `n`) that [`visible`] leaves out, and
 /// returns `y` as floats.
 ///
@@ -660,9 +671,14 @@ dispatch!(
 fn softmax_rows_in_place_body<const F: bool>(y: &mut [f32], n: usize, first: usize, t: usize) {
     for (i, row) in y.chunks_exact_mut(n).enumerate() {
         let visible = visible(n, first + i, t);
-        let (row, masked) = row.split_at_mut(visible);
+        // A causal row's first unseen entries, up to the next multiple of 8 inside the row, take
+        // part as −∞ (whose exponential is 0): whole vectors instead of a scalar tail, which
+        // cost short score rows more than their vectors did.
+        let width = padded(visible, n);
+        row[visible..width].fill(f32::NEG_INFINITY);
+        let (row, masked) = row.split_at_mut(width);
         masked.fill(0.0);
-        let split = visible - visible % 8;
+        let split = width - width % 8;
         let mut m = [f32::NEG_INFINITY; 8];
         for c in row[..split].chunks_exact(8) {
             for k in 0..8 {
@@ -690,6 +706,8 @@ fn softmax_rows_in_place_body<const F: bool>(y: &mut [f32], n: usize, first: usi
         for v in row.iter_mut() {
             *v *= inv;
         }
+        // Exactly 0 even in a row whose seen entries are all −∞ (NaN, as in PyTorch).
+        row[visible..].fill(0.0);
     }
 }
 dispatch!(
