@@ -529,16 +529,31 @@ dispatch!(
 
 /// [`log_softmax_rows`]' backward pass, given its output `y` and the output's gradient `g`.
 pub fn log_softmax_backward_rows(y: &[f32], g: &[f32], n: usize) -> Vec<f32> {
+    backward_rows(
+        "log_softmax_backward_rows",
+        y,
+        g,
+        n,
+        log_softmax_backward_rows_chunk,
+    )
+}
+
+/// A row-wise backward pass `k(y, g, dx, n)` over rows of `n`, into a fresh buffer, split
+/// across the pool by whole rows when large. `k` must write every element of `dx` (the row
+/// kernels here are loops over all of their output, as long as their input).
+fn backward_rows(
+    name: &str,
+    y: &[f32],
+    g: &[f32],
+    n: usize,
+    k: fn(&[f32], &[f32], &mut [Out], usize),
+) -> Vec<f32> {
     assert!(
         n > 0 && y.len().is_multiple_of(n) && g.len() == y.len(),
-        "log_softmax_backward_rows: bad lengths"
+        "{name}: bad lengths"
     );
-    // SAFETY: the body writes every element of its piece (whole rows).
-    unsafe {
-        fill(y.len(), n, |d, r| {
-            log_softmax_backward_rows_chunk(&y[r.clone()], &g[r], d, n)
-        })
-    }
+    // SAFETY: the pieces are whole rows, and `k` writes every element of its piece.
+    unsafe { fill(y.len(), n, |d, r| k(&y[r.clone()], &g[r], d, n)) }
 }
 
 /// Softmax along each contiguous row of length `n`.
@@ -742,17 +757,13 @@ pub fn softmax_rows_in_place(y: &mut [f32], n: usize, causal_t: usize) {
 
 /// Softmax's backward pass along each contiguous row of length `n`, given its output `y`.
 pub fn softmax_backward_rows(y: &[f32], g: &[f32], n: usize) -> Vec<f32> {
-    assert!(
-        n > 0 && y.len().is_multiple_of(n) && g.len() == y.len(),
-        "softmax_backward_rows: bad lengths"
-    );
-    // SAFETY: `softmax_backward_rows_body` writes every row of its output (the pieces are whole
-    // rows, and it asserts so).
-    unsafe {
-        fill(y.len(), n, |d, r| {
-            softmax_backward_rows_chunk(&y[r.clone()], &g[r], d, n)
-        })
-    }
+    backward_rows(
+        "softmax_backward_rows",
+        y,
+        g,
+        n,
+        softmax_backward_rows_chunk,
+    )
 }
 
 #[inline(always)]

@@ -87,23 +87,22 @@ impl MultiHeadAttention {
             );
         }
         let (h, d) = (self.heads, e / self.heads);
-        if key_padding.is_none() && query.same_node(key) && key.same_node(value) {
-            // Self-attention: one projection by the stacked weights makes Q, K and V side by
-            // side, and the fused op reads its heads from that in place.
-            let qkv = query.linear(&self.in_proj_weight, Some(&self.in_proj_bias))?;
-            let (out, weights) = qkv.multi_head_self_attention(h, self.causal)?;
-            *self.last_weights.lock().unwrap_or_else(|e| e.into_inner()) = Some(weights.clone());
-            return Ok((self.out_proj.call(&out)?, weights));
-        }
         if key_padding.is_none() {
-            // The fused op: the heads are strided views of the projections, no permutes.
-            let lin = |x: &Tensor, i: usize| -> Result<Tensor> {
-                let w = self.in_proj_weight.narrow(0, i * e, e)?;
-                let bias = self.in_proj_bias.narrow(0, i * e, e)?;
-                x.linear(&w, Some(&bias))
+            // The fused ops: the heads are strided views of the projections, no permutes.
+            let (out, weights) = if query.same_node(key) && key.same_node(value) {
+                // Self-attention: one projection by the stacked weights makes Q, K and V side by
+                // side, and the op reads its heads from that in place.
+                let qkv = query.linear(&self.in_proj_weight, Some(&self.in_proj_bias))?;
+                qkv.multi_head_self_attention(h, self.causal)?
+            } else {
+                let lin = |x: &Tensor, i: usize| -> Result<Tensor> {
+                    let w = self.in_proj_weight.narrow(0, i * e, e)?;
+                    let bias = self.in_proj_bias.narrow(0, i * e, e)?;
+                    x.linear(&w, Some(&bias))
+                };
+                let (q, k, v) = (lin(query, 0)?, lin(key, 1)?, lin(value, 2)?);
+                q.multi_head_attention(&k, &v, h, self.causal)?
             };
-            let (q, k, v) = (lin(query, 0)?, lin(key, 1)?, lin(value, 2)?);
-            let (out, weights) = q.multi_head_attention(&k, &v, h, self.causal)?;
             *self.last_weights.lock().unwrap_or_else(|e| e.into_inner()) = Some(weights.clone());
             return Ok((self.out_proj.call(&out)?, weights));
         }

@@ -88,47 +88,32 @@ impl Tensor {
         })
     }
 
-    /// Log-softmax over contiguous rows of length `n` (the last axis): the classifier's case, on
-    /// the vectorised kernels in `kernels::vmath`.
-    fn log_softmax_rows(&self, x: &[f32], n: usize) -> Tensor {
-        let y = Buffer::new(crate::kernels::vmath::log_softmax_rows(x, n));
-        let shape = self.shape().clone();
-        record(
-            "log_softmax",
-            y.clone(),
-            shape.clone(),
-            &[self],
-            move || {
-                move |g: &Tensor, _: &[bool]| {
-                    // dx_i = g_i - softmax_i * sum_j g_j, with softmax_i = exp(y_i)
-                    let dx = crate::kernels::vmath::log_softmax_backward_rows(&y, &g.data(), n);
-                    Ok(smallvec![Some(Tensor::from_data(dx, shape))])
-                }
-            },
-        )
-    }
-
     /// `x_i - log sum_j exp(x_j)` along `axis`, without forming the softmax.
     pub fn log_softmax(&self, axis: isize) -> Result<Tensor> {
         let (outer, n, inner) = self.lanes("log_softmax", axis)?;
         let x = self.data();
-        if inner == 1 && n > 0 {
-            return Ok(self.log_softmax_rows(&x, n));
-        }
-        let mut y = vec![0.0; x.len()];
-        for_each_lane(outer, n, inner, |s, st| {
-            let max = (0..n)
-                .map(|j| x[s + j * st])
-                .fold(f32::NEG_INFINITY, f32::max);
-            let lse = max
-                + (0..n)
-                    .map(|j| (x[s + j * st] - max).exp())
-                    .sum::<f32>()
-                    .ln();
-            for j in 0..n {
-                y[s + j * st] = x[s + j * st] - lse;
-            }
-        });
+        // Contiguous rows (the last axis, a classifier's case) go to the vectorised kernels in
+        // `kernels::vmath`; other axes lane by lane.
+        let rows = inner == 1 && n > 0;
+        let y = if rows {
+            crate::kernels::vmath::log_softmax_rows(&x, n)
+        } else {
+            let mut y = vec![0.0; x.len()];
+            for_each_lane(outer, n, inner, |s, st| {
+                let max = (0..n)
+                    .map(|j| x[s + j * st])
+                    .fold(f32::NEG_INFINITY, f32::max);
+                let lse = max
+                    + (0..n)
+                        .map(|j| (x[s + j * st] - max).exp())
+                        .sum::<f32>()
+                        .ln();
+                for j in 0..n {
+                    y[s + j * st] = x[s + j * st] - lse;
+                }
+            });
+            y
+        };
         let y = Buffer::new(y);
         let shape = self.shape().clone();
         Ok(record(
@@ -140,6 +125,10 @@ impl Tensor {
                 move |g: &Tensor, _: &[bool]| {
                     // dx_i = g_i - softmax_i * sum_j g_j, with softmax_i = exp(y_i)
                     let g = g.data();
+                    if rows {
+                        let dx = crate::kernels::vmath::log_softmax_backward_rows(&y, &g, n);
+                        return Ok(smallvec![Some(Tensor::from_data(dx, shape))]);
+                    }
                     let mut dx = vec![0.0; g.len()];
                     for_each_lane(outer, n, inner, |s, st| {
                         let total: f32 = (0..n).map(|j| g[s + j * st]).sum();
