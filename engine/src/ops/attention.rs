@@ -17,6 +17,7 @@ use smallvec::smallvec;
 use crate::autodiff::record;
 use std::mem::MaybeUninit;
 
+use super::{into_floats, uninit, Out};
 use crate::error::{bail, Result};
 use crate::kernels::gemm::{sgemm, transpose, MatMut, MatRef};
 use crate::kernels::vmath;
@@ -90,9 +91,6 @@ enum Grads {
     Packed(Vec<Out>),
 }
 
-/// An element of a buffer written before it is read.
-type Out = MaybeUninit<f32>;
-
 impl Grads {
     /// The buffer that gradient `which` (0 = dQ, 1 = dK, 2 = dV) is written into, with its place,
     /// or `None` when it is not wanted.
@@ -117,26 +115,6 @@ impl Grads {
             Grads::Packed(_) => true,
         }
     }
-}
-
-/// `len` elements not written yet.
-fn uninit(len: usize) -> Vec<Out> {
-    let mut v = Vec::with_capacity(len);
-    // SAFETY: `MaybeUninit` needs no initialisation, and the capacity is `len`.
-    unsafe { v.set_len(len) };
-    v
-}
-
-/// The floats of a buffer every element of which has been written.
-///
-/// # Safety
-/// Every element of `v` has been written.
-unsafe fn into_floats(v: Vec<Out>) -> Vec<f32> {
-    let mut v = std::mem::ManuallyDrop::new(v);
-    // SAFETY: `MaybeUninit<f32>` has `f32`'s layout (so the allocation's is the same), and the
-    // caller promises every element holds a float; `v` is not dropped, so the allocation has one
-    // owner.
-    unsafe { Vec::from_raw_parts(v.as_mut_ptr().cast::<f32>(), v.len(), v.capacity()) }
 }
 
 impl Heads {

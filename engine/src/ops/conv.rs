@@ -11,6 +11,7 @@ use std::ops::Range;
 use rayon::prelude::*;
 use smallvec::smallvec;
 
+use super::{into_floats, uninit, Out};
 use crate::autodiff::{record, Grads};
 use crate::error::{bail, Result};
 use crate::kernels::direct;
@@ -225,9 +226,11 @@ impl Geometry {
         xd: &[f32],
         (wd, bias): (&[f32], Option<&[f32]>),
         ni: usize,
-        yi: &mut [f32],
+        yi: &mut [Out],
         scratch: &mut Vec<f32>,
     ) {
+        // Every element of `yi` is written: `O` planes of `OH` rows of `OW`.
+        assert_eq!(yi.len(), self.o * self.cols(), "forward_direct: output");
         self.with_padded_image(xd, ni, scratch, |taps, planes, wide, wp, lw| {
             direct::correlate(planes, taps, wd, self.o, lw, wide);
             let rows = yi.chunks_exact_mut(self.cols()).zip(wide.chunks_exact(lw));
@@ -235,8 +238,12 @@ impl Geometry {
                 for (oy, dst) in out.chunks_exact_mut(self.ow).enumerate() {
                     let src = &row[oy * wp..][..self.ow];
                     match bias {
-                        Some(b) => dst.iter_mut().zip(src).for_each(|(d, &v)| *d = v + b[oi]),
-                        None => copy_short(dst, src),
+                        Some(b) => dst.iter_mut().zip(src).for_each(|(d, &v)| {
+                            d.write(v + b[oi]);
+                        }),
+                        None => {
+                            dst.write_copy_of_slice(src);
+                        }
                     }
                 }
             }
@@ -268,9 +275,15 @@ impl Geometry {
         g: &[f32],
         flipped: &[f32],
         ni: usize,
-        gxi: &mut [f32],
+        gxi: &mut [Out],
         scratch: &mut Vec<f32>,
     ) {
+        // Every element of `gxi` is written: `C` planes of `H` rows of `W`.
+        assert_eq!(
+            gxi.len(),
+            self.c * self.h * self.w,
+            "input_grad_direct: output"
+        );
         let (wp, _, _, offsets) = self.direct_layout();
         let t = offsets.len();
         let front = offsets[t - 1];
@@ -294,7 +307,7 @@ impl Geometry {
             .zip(dxp.chunks_exact(lq))
         {
             for (y, row) in dst.chunks_exact_mut(self.w).enumerate() {
-                copy_short(row, &src[y * wp + pw..][..self.w]);
+                row.write_copy_of_slice(&src[y * wp + pw..][..self.w]);
             }
         }
     }
@@ -484,13 +497,14 @@ impl Geometry {
             && crate::threads::worth_splitting(self.n * self.o * self.cols() * self.rows(), 1 << 22)
     }
 
-    /// Forward pass of the per-image path for image `ni`: `yi` is its output `[O, L]`.
+    /// Forward pass of the per-image path for image `ni`: `yi` is its output `[O, L]`, every
+    /// element of which is written.
     fn forward_image(
         &self,
         xd: &[f32],
         (wd, bias): (&[f32], Option<&[f32]>),
         ni: usize,
-        yi: &mut [f32],
+        yi: &mut [Out],
         cols: &mut Vec<f32>,
     ) {
         let (rows, l, og, chw) = (
@@ -509,7 +523,7 @@ impl Geometry {
                 let lc = oys.len() * self.ow;
                 cols.resize(rows * lc, 0.0);
                 self.im2col(img, gi, oys.clone(), cols, lc);
-                let out = MatMut::strided(&mut yi[gi * og * l + oys.start * self.ow..], og, lc, l);
+                let out = MatMut::uninit(&mut yi[gi * og * l + oys.start * self.ow..], og, lc, l);
                 sgemm(
                     1.0,
                     wg,
@@ -519,6 +533,9 @@ impl Geometry {
                 );
             }
         }
+        // SAFETY: the products above (beta = 0) wrote the output rows of every group for every
+        // block of output rows: all of `yi`.
+        let yi = unsafe { yi.assume_init_mut() };
         if let Some(b) = bias {
             add_bias(yi, b, l);
         }
@@ -540,20 +557,25 @@ impl Geometry {
         flipped
     }
 
-    /// Input gradient of the per-image path for image `ni`: `dcols = W_gᵀ·G` block by block,
-    /// scattered back onto `gxi` (`[C, H, W]`). On the direct path `flipped` is
-    /// [`Geometry::flipped_weights`] (else unused).
+    /// Input gradient of the per-image path for image `ni` into `gxi` (`[C, H, W]`), every
+    /// element of which is written: `dcols = W_gᵀ·G` block by block, scattered back onto `gxi`
+    /// zeroed first. On the direct path `flipped` is [`Geometry::flipped_weights`] (else unused).
     fn input_grad_image(
         &self,
         g: &[f32],
         (wd, flipped): (&[f32], &[f32]),
         ni: usize,
-        gxi: &mut [f32],
+        gxi: &mut [Out],
         cols: &mut Vec<f32>,
     ) {
         if self.direct(Pass::InputGrad) {
             return self.input_grad_direct(g, flipped, ni, gxi, cols);
         }
+        gxi.iter_mut().for_each(|v| {
+            v.write(0.0);
+        });
+        // SAFETY: every element was just written.
+        let gxi = unsafe { gxi.assume_init_mut() };
         let (rows, l, og) = (self.rows(), self.cols(), self.og());
         for gi in 0..self.spec.groups {
             let wg = MatRef::row_major(&wd[gi * og * rows..][..og * rows], og, rows);
@@ -936,6 +958,8 @@ impl Tensor {
         let (xd, wd) = (self.data(), weight.data());
         let l = geo.cols();
         let batched = geo.batched(Pass::Forward);
+        let bd = bias.map(|b| b.data());
+        let bias_data = bd.as_deref();
         let mut y = if batched {
             // One GEMM per group of images (the whole batch, or one group per thread).
             let groups = geo.batch_groups();
@@ -951,13 +975,9 @@ impl Tensor {
                 parts.concat()
             }
         } else {
-            vec![0.0; geo.n * geo.o * l]
-        };
-        let bd = bias.map(|b| b.data());
-        let bias_data = bd.as_deref();
-        if !batched {
             // Image by image, each one's bias added while its output is in cache.
             let per_image = geo.o * l;
+            let mut y = uninit(geo.n * per_image);
             if geo.images_in_parallel() {
                 crate::threads::install(|| {
                     y.par_chunks_mut(per_image)
@@ -972,8 +992,14 @@ impl Tensor {
                     geo.forward_image(&xd, (&wd, bias_data), ni, yi, &mut cols);
                 }
             }
-        } else if let Some(b) = bias_data {
-            add_bias(&mut y, b, l);
+            // SAFETY: `forward_image` wrote every element of each image's output, and the
+            // images' outputs cover `y`.
+            unsafe { into_floats(y) }
+        };
+        if batched {
+            if let Some(b) = bias_data {
+                add_bias(&mut y, b, l);
+            }
         }
         let (sx, sw) = (self.shape().clone(), weight.shape().clone());
         let mut inputs = vec![self, weight];
@@ -986,7 +1012,10 @@ impl Tensor {
             move || {
                 move |g: &Tensor, needs: &[bool]| {
                     let g = g.data();
-                    let mut gx = needs[0].then(|| vec![0.0; sx.numel()]);
+                    // The batched path adds into a zeroed dX; the per-image path writes every
+                    // element of it (below).
+                    let mut gx =
+                        (needs[0] && geo.batched(Pass::InputGrad)).then(|| vec![0.0; sx.numel()]);
                     let mut gw = needs[1].then(|| vec![0.0; sw.numel()]);
                     {
                         // G as [O, n·L] per group of images; dW = G·colsᵀ and dcols = Wᵀ·G in
@@ -1038,28 +1067,32 @@ impl Tensor {
                     {
                         let chw = geo.c * geo.h * geo.w;
                         let parallel = geo.images_in_parallel();
-                        if let Some(gx) = gx.as_mut().filter(|_| !geo.batched(Pass::InputGrad)) {
+                        if needs[0] && !geo.batched(Pass::InputGrad) {
                             // Images own disjoint slices of dX.
+                            let mut out = uninit(sx.numel());
                             let flipped = if geo.direct(Pass::InputGrad) {
                                 geo.flipped_weights(&wd)
                             } else {
                                 Vec::new()
                             };
-                            let one = |cols: &mut Vec<f32>, (ni, gxi): (usize, &mut [f32])| {
+                            let one = |cols: &mut Vec<f32>, (ni, gxi): (usize, &mut [Out])| {
                                 geo.input_grad_image(&g, (&wd, &flipped), ni, gxi, cols)
                             };
                             if parallel {
                                 crate::threads::install(|| {
-                                    gx.par_chunks_mut(chw)
+                                    out.par_chunks_mut(chw)
                                         .enumerate()
                                         .for_each_init(Vec::new, one)
                                 });
                             } else {
                                 let mut cols = Vec::new();
-                                gx.chunks_mut(chw)
+                                out.chunks_mut(chw)
                                     .enumerate()
                                     .for_each(|job| one(&mut cols, job));
                             }
+                            // SAFETY: `input_grad_image` wrote every element of each image's
+                            // slice, and the slices cover `out`.
+                            gx = Some(unsafe { into_floats(out) });
                         }
                         if let Some(gw) = gw.as_mut().filter(|_| !geo.batched(Pass::WeightGrad)) {
                             // dW sums over images: each thread sums a fixed, contiguous range of
