@@ -134,9 +134,10 @@ fn batched_groups_match_direct_loops() {
 /// The direct path (few taps per output, no column matrix), with each instruction set's kernels
 /// in turn: LeNet's first layer with "same" padding, an odd-sized two-channel layer whose wide
 /// rows end mid-block, 1×1 kernels, LeNet's second layer (direct forward and input gradient,
-/// im2col weight gradient), and a layer of 37 channels into 20 (333 taps: direct on AVX2 only,
+/// im2col weight gradient), a layer of 37 channels into 20 (333 taps: direct on AVX2 only,
 /// whose kernel sums 16 sources per pass, so the sums take passes of 16, 16 and 5 channels
-/// forward and 16 and 4 for the input gradient).
+/// forward and 16 and 4 for the input gradient), and one with 16×16 outputs, whose weight
+/// gradient is direct on AVX2 too.
 #[test]
 fn direct_path_matches_direct_loops() {
     for isa in [Isa::Avx512, Isa::Avx2Fma, Isa::Portable] {
@@ -146,6 +147,9 @@ fn direct_path_matches_direct_loops() {
             check_against_loops(2, 3, 5, 4, 9, 1, 43);
             check_against_loops(2, 6, 12, 12, 16, 5, 47);
             check_against_loops(2, 37, 7, 9, 20, 3, 53);
+            // 180 taps on 16×16 outputs: the weight gradient is direct on AVX2 (3×3 taps cut
+            // into blocks of 3, 7 rows into blocks of 3, 3 and 1), im2col + GEMM elsewhere.
+            check_against_loops(2, 20, 16, 16, 7, 3, 71);
             // Padding other than "same": none (a smaller output), and more than the kernel
             // needs (a larger output, whose gradient planes are longer than the rows of the
             // input gradient that are computed; with 1×1 on 16×14 those rows end on a whole

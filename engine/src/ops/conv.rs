@@ -59,6 +59,15 @@ const DIRECT_WEIGHT_GRAD_MAX_TAPS: usize = 32;
 /// Computing only the image's rows of the input gradient, with the kernel flipped once per pass
 /// rather than per image, took forward+backward from 32.4 to 33.5 (best of 4, interleaved).
 const DIRECT_MAX_TAPS_AVX2: usize = 576;
+/// On AVX2, the weight gradient is convolved directly up to [`DIRECT_MAX_TAPS_AVX2`] taps too
+/// when each output plane has at least this many positions (the length of its dot products).
+/// Measured on Zen 1 (`examples/throughput`, one thread, 6–8 alternating rounds): the 64→64 3×3
+/// layer on 32×32 (1,024 outputs per plane), forward+backward 1.02× with it, once the kernel's
+/// blocks became 3 rows × 3 taps (with 2 × 4, a 3×3 kernel computed 12 taps for 9, and it was
+/// 0.92×); LeNet's second layer (150 taps, 64 outputs per plane) 0.95× directly, so it keeps
+/// im2col + GEMM. Kernels whose taps the direct blocks cannot cut without computing more than
+/// one in eight again ([`direct::grad_taps_computed`]: 1×1, 2×2) keep the GEMM too.
+const DIRECT_WEIGHT_GRAD_MIN_OUTPUTS_AVX2: usize = 256;
 
 /// Which pass a choice of method is for.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -113,6 +122,14 @@ impl Geometry {
         let s = &self.spec;
         let max_taps = match pass {
             Pass::Forward | Pass::InputGrad if current_isa() == Isa::Avx2Fma => {
+                DIRECT_MAX_TAPS_AVX2
+            }
+            Pass::WeightGrad
+                if current_isa() == Isa::Avx2Fma
+                    && self.oh * self.ow >= DIRECT_WEIGHT_GRAD_MIN_OUTPUTS_AVX2
+                    && 8 * self.kh * self.kw
+                        >= 7 * direct::grad_taps_computed(self.kh * self.kw) =>
+            {
                 DIRECT_MAX_TAPS_AVX2
             }
             Pass::Forward => DIRECT_FORWARD_MAX_TAPS,
