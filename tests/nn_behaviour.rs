@@ -327,8 +327,9 @@ fn linear_then_relu_is_fused_with_identical_results() {
 }
 
 /// Without gradients, a Sequential runs Linear + GELU as one op (the GELU inside the GEMM): the
-/// output equals the layer-by-layer computation bit for bit; with gradients it records the two
-/// ops, and the gradients match those of the composed form.
+/// output equals the layer-by-layer computation without gradients bit for bit; with gradients it
+/// records the two ops (GELU computed with its derivative, by another erf: within 3e-7 relative),
+/// and the gradients match those of the composed form bit for bit.
 #[test]
 fn linear_then_gelu_is_fused_for_inference() {
     manual_seed(23);
@@ -346,7 +347,7 @@ fn linear_then_gelu_is_fused_for_inference() {
             .unwrap()
     };
     let fused = engine::no_grad(|| model.forward(&x).unwrap());
-    assert_eq!(fused.to_vec(), composed(&x).to_vec());
+    assert_eq!(fused.to_vec(), engine::no_grad(|| composed(&x)).to_vec());
     // With gradients, the pair is recorded as its two ops (GELU's backward needs the
     // pre-activation).
     let pair = Sequential::new()
@@ -358,7 +359,10 @@ fn linear_then_gelu_is_fused_for_inference() {
         "recorded as linear + gelu"
     );
     let y = model.forward(&x).unwrap();
-    assert_eq!(y.to_vec(), fused.to_vec());
+    assert_eq!(y.to_vec(), composed(&x).to_vec());
+    for (a, b) in y.to_vec().iter().zip(fused.to_vec()) {
+        assert!((a - b).abs() <= 1e-6 * b.abs().max(1.0), "{a} against {b}");
+    }
     y.square().sum_all().backward().unwrap();
     let grads: Vec<Vec<f32>> = p.iter().map(|q| q.grad().unwrap().to_vec()).collect();
     model.zero_grad();

@@ -102,14 +102,30 @@ fn gelu_derivative_matches_and_values_match_gelu() {
             (y.concat(), d.concat())
         })
         .unwrap();
-        // The values kept with the derivative are GELU's own, to the bit.
+        // The values kept with the derivative (erfc form) and GELU's alone (exponential-free erf)
+        // are two approximations of the same function: within 3e-7·max(|x|, 1) of each other (measured: 2.2e-7).
         let plain = with_isa(isa, || vmath::gelu(&x)).unwrap();
+        let apart = x
+            .iter()
+            .zip(y.iter().zip(&plain))
+            .map(|(&v, (&a, &b))| ((a - b).abs() / v.abs().max(1.0)) as f64)
+            .fold(0.0, f64::max);
+        println!("gelu_with_grad's values against gelu's on {isa:?}: {apart:.1e} apart");
         assert!(
-            y.iter()
-                .zip(&plain)
-                .all(|(a, b)| a.to_bits() == b.to_bits()),
-            "{isa:?}: gelu_with_grad's values differ from gelu's"
+            apart < 3e-7,
+            "{isa:?}: gelu_with_grad's values {apart} from gelu's"
         );
+        let value_err = x
+            .iter()
+            .zip(&y)
+            .map(|(&v, &a)| {
+                let v = v as f64;
+                let want = 0.5 * v * (1.0 + libm::erf(v / std::f64::consts::SQRT_2));
+                (a as f64 - want).abs() / v.abs().max(1.0)
+            })
+            .fold(0.0, f64::max);
+        println!("gelu_with_grad's values on {isa:?}: gelu/max(|x|,1) {value_err:.1e}");
+        assert!(value_err < 4e-7, "{isa:?}: {value_err}");
         let worst = x
             .iter()
             .zip(&d)
