@@ -18,7 +18,8 @@
 //!   error below 4e-7·max(|x|, 1) (measured: 1.2e-7 fused, 1.6e-7 not). With its derivative
 //!   (training), by Abramowitz & Stegun 7.1.26's erfc times `e^(−x²/2)`: the value within the
 //!   same bound (measured: 1.4e-7 fused, 1.2e-7 not), the derivative's error below 1e-6
-//!   (measured: 2.6e-7 fused, 2.7e-7 not). The two values differ by at most 3e-7·max(|x|, 1) (measured: 2.2e-7).
+//!   (measured: 2.6e-7 fused, 2.7e-7 not). The two values differ by at most 3e-7·max(|x|, 1)
+//!   (measured: 2.2e-7).
 //!
 //! The SIMD copies fuse the polynomials' multiply-adds ([`madd`](super::madd)); the portable one cannot
 //! cheaply, so its results may differ from theirs in the last bit.
@@ -56,6 +57,17 @@ const EXP_P: [f32; 6] = [
     1.987_569_1e-4,
 ];
 
+/// The three first-level pairs of [`EXP_P`] by Estrin's scheme, `P_2k + P_2k+1·r`: both
+/// exponentials below join them (differently).
+#[inline(always)]
+fn exp_p_pairs<const F: bool>(r: f32) -> [f32; 3] {
+    [
+        madd::<F>(EXP_P[1], r, EXP_P[0]),
+        madd::<F>(EXP_P[3], r, EXP_P[2]),
+        madd::<F>(EXP_P[5], r, EXP_P[4]),
+    ]
+}
+
 /// The work every exponential here shares: for `c` in [EXP_MIN, EXP_MAX] (or NaN), the integer
 /// `n` and the `r`, `q` with e^c = 2ⁿ (1 + r q).
 #[inline(always)]
@@ -72,9 +84,7 @@ fn exp_parts<const F: bool>(c: f32) -> (i32, f32, f32) {
     // instruction count allows (GELU: ~50 cycles per 8 lanes against llvm-mca's 33), and a
     // shorter chain is what helped (see `exp_nonpositive1`).
     let r2 = r * r;
-    let p01 = madd::<F>(EXP_P[1], r, EXP_P[0]);
-    let p23 = madd::<F>(EXP_P[3], r, EXP_P[2]);
-    let p45 = madd::<F>(EXP_P[5], r, EXP_P[4]);
+    let [p01, p23, p45] = exp_p_pairs::<F>(r);
     let p = madd::<F>(madd::<F>(p45, r2, p23), r2, p01);
     (ni, r, madd::<F>(p, r, 1.0))
 }
@@ -181,9 +191,7 @@ fn exp_neg_half_sq<const F: bool>(x: f32) -> f32 {
     let s = pow2(ni);
     let r2 = r * r;
     let r4 = r2 * r2;
-    let p01 = madd::<F>(EXP_P[1], r, EXP_P[0]);
-    let p23 = madd::<F>(EXP_P[3], r, EXP_P[2]);
-    let p45 = madd::<F>(EXP_P[5], r, EXP_P[4]);
+    let [p01, p23, p45] = exp_p_pairs::<F>(r);
     let p = madd::<F>(r2, p23, p01) + r4 * p45;
     let y = madd::<F>(s * r2, p, madd::<F>(s, r, s));
     // 0, not e^EXP_MIN, so that the derivative at ±∞ is ∞·0 = NaN as in PyTorch.
@@ -273,13 +281,13 @@ fn gelu1<const F: bool>(x: f32) -> f32 {
 
 /// GELU `x Φ(x)` and its derivative `Φ(x) + x φ(x)` together. With `c = erfc(|x|/√2)`,
 /// Φ(x) is `c/2` for negative x and `1 − c/2` otherwise, and `c = m e` where `e = e^(−x²/2)`
-/// ([`exp_neg_half_sq`]) and `m` is [`erfc_scaled`]. So both results are one multiply-add away
-/// from `e` (the value one more multiply), everything else formed while `e` is computed:
+/// ([`exp_neg_half_sq`]) and `m` is [`erfc_scaled`]. So Φ and the derivative are each one
+/// multiply-add away from `e`, everything else formed while `e` is computed:
 /// Φ = ±(m/2)·e + (0 or 1), and the derivative (±m/2 + x/√(2π))·e + (0 or 1), since the
-/// Gaussian density is `e/√(2π)`. Measured on Zen 1 (65,536 floats, 1 thread, best of 7, with
-/// [`exp_neg_half_sq`]): the value 2.1–2.3 → 2.0–2.2 ns per element, value and derivative
-/// 2.7–3.0 → 2.3–2.5 (the derivative used to be formed from Φ after `c = m e`, four dependent
-/// operations more).
+/// Gaussian density is `e/√(2π)`. A training step computes this (the value alone is
+/// [`gelu1`]). Measured on Zen 1 (65,536 floats, 1 thread, best of 7, with
+/// [`exp_neg_half_sq`]): 2.7–3.0 → 2.3–2.5 ns per element (the derivative used to be formed
+/// from Φ after `c = m e`, four dependent operations more).
 #[inline(always)]
 fn gelu_and_grad1<const F: bool>(x: f32) -> (f32, f32) {
     let e = exp_neg_half_sq::<F>(x);

@@ -16,9 +16,9 @@ pub mod softmax;
 pub mod sugar;
 pub mod unary;
 
-use crate::tensor::shape::{broadcast_strides, for_each_run};
 use std::mem::MaybeUninit;
 
+use crate::tensor::shape::{broadcast_strides, for_each_run};
 use crate::tensor::{Buffer, Shape};
 
 /// An element of an op's output buffer that is written before anything reads it: buffers every
